@@ -1,0 +1,3 @@
+"""plan / run / confirm / status / rollback (filled in by the engine)."""
+
+COMMANDS: list = []

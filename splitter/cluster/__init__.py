@@ -1,0 +1,1 @@
+"""Database side: connections, read-only inspection, the single writer."""

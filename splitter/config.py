@@ -1,0 +1,193 @@
+"""split.yaml: the operator's description of the split, validated up front (BadInput on any problem)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from splitter.errors import BadInput
+from splitter.routing import Routing
+
+HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'90s', '5m', '1.5h', 30 -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h)")
+    factor = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return float(match.group(1)) * factor
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Member(Strict):
+    name: str = Field(description="inventory host name")
+    host: str = Field(description="host:port exactly as in the replica-set config")
+
+    @field_validator("host")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not HOST_PORT.match(value):
+            raise ValueError(f"{value!r} is not host:port")
+        return value
+
+
+class Arbiter(Member):
+    dbpath: str
+
+
+class SourceSet(Strict):
+    name: str
+    members: list[Member] = Field(min_length=4, max_length=4)
+    keep: list[str] = Field(min_length=2, max_length=2)
+    move: list[str] = Field(min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _keep_and_move(self) -> SourceSet:
+        names = [m.name for m in self.members]
+        hosts = [m.host for m in self.members]
+        if len(set(names)) != len(names) or len(set(hosts)) != len(hosts):
+            raise ValueError("members must have distinct names and hosts")
+        unknown = [n for n in self.keep + self.move if n not in names]
+        if unknown:
+            raise ValueError(f"keep/move name {', '.join(unknown)}, not listed in members ({', '.join(names)})")
+        if set(self.keep) & set(self.move) or len(set(self.keep + self.move)) != 4:
+            raise ValueError("keep and move must together name each of the four members exactly once")
+        return self
+
+
+class TargetSet(Strict):
+    name: str
+
+
+class Arbiters(Strict):
+    source: Arbiter = Field(description="arbiter added to the source set")
+    target: Arbiter = Field(description="arbiter of the new set")
+
+
+class Gate(Strict):
+    command: str | None = Field(default=None, description="shell command whose success confirms the gate")
+    poll: str = "5s"
+
+
+class Gates(Strict):
+    deploy_client_v1: Gate = Field(default_factory=Gate, alias="deploy-client-v1")
+    deploy_client_v2: Gate = Field(default_factory=Gate, alias="deploy-client-v2")
+    quiet_period: str = Field(default="5s", description="no write of the new set's half for this long")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Credentials(Strict):
+    username_env: str | None = None
+    username_file: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    auth_source: str = "admin"
+    tls_ca_file: str | None = None
+
+
+class Planning(Strict):
+    expected_duration: str = Field(default="2h", description="how long the split may take, for the oplog check")
+    min_free_disk_fraction: float = Field(default=0.10, ge=0, le=1)
+    max_member_lag: str = "10s"
+    default_write_concern: dict = Field(default_factory=lambda: {"w": "majority"})
+
+
+class SplitConfig(Strict):
+    source: SourceSet
+    target: TargetSet
+    arbiters: Arbiters
+    inventory: str
+    routing: Routing
+    gates: Gates = Field(default_factory=Gates)
+    state_dir: str = ".splitter-state"
+    credentials: Credentials = Field(default_factory=Credentials)
+    planning: Planning = Field(default_factory=Planning)
+    config_path: Annotated[str, Field(exclude=True)] = ""
+
+    @model_validator(mode="after")
+    def _names(self) -> SplitConfig:
+        if self.source.name == self.target.name:
+            raise ValueError("target.name must differ from source.name")
+        hosts = [m.host for m in self.source.members] + [self.arbiters.source.host, self.arbiters.target.host]
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("arbiter hosts must differ from each other and from every member")
+        names = [m.name for m in self.source.members] + [self.arbiters.source.name, self.arbiters.target.name]
+        if len(set(names)) != len(names):
+            raise ValueError("arbiter names must differ from each other and from every member")
+        return self
+
+    # -- derived views ------------------------------------------------------------------------------
+    def member(self, name: str) -> Member:
+        for m in [*self.source.members, self.arbiters.source, self.arbiters.target]:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    @property
+    def keep_members(self) -> list[Member]:
+        return [self.member(n) for n in self.source.keep]
+
+    @property
+    def move_members(self) -> list[Member]:
+        return [self.member(n) for n in self.source.move]
+
+    def resolve(self, path: str) -> Path:
+        """Paths in the file are relative to the file's own directory."""
+        base = Path(self.config_path).parent if self.config_path else Path.cwd()
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.resolve(self.inventory)
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `splitter init --example`)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{where}: {msg}")
+    return f"{path}: invalid config:\n  " + "\n  ".join(lines)
+
+
+def load_config(path: str | Path) -> SplitConfig:
+    """Read and validate split.yaml; every problem becomes one BadInput naming the file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise BadInput(f"cannot read config {path}: {exc.strerror}", hint="pass -c PATH/split.yaml") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BadInput(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    try:
+        config = SplitConfig.model_validate({**data, "config_path": str(path.resolve())})
+    except ValidationError as exc:
+        raise BadInput(_format_error(path, exc)) from exc
+    return config

@@ -1,0 +1,1 @@
+"""The state machine: checkpoint, lock, audit log, runner, gates and plan."""

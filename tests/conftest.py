@@ -1,0 +1,83 @@
+"""Fixtures that start real mongod labs through the lab code and always stop them (by pid) afterwards.
+
+Ports: each lab takes base..base+55. The base comes from SPLITTER_TEST_BASE_PORT (default 28000) plus an
+offset per fixture, so parallel developers can pick disjoint ranges.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from splitter.lab.lab import Lab
+
+BASE = int(os.environ.get("SPLITTER_TEST_BASE_PORT", "28000"))
+SHARED_OFFSET = 0
+FRESH_OFFSETS = (100, 200, 300)
+DEFAULT_DOCS = 3000
+LOG_KEEP_DIR = Path(os.environ.get("SPLITTER_TEST_LOGS", "test-logs"))
+
+
+@pytest.fixture(scope="session")
+def lab_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Loaded, cleanly shut down dbpaths reused across labs of the same shape (much faster than loading)."""
+    return Path(os.environ.get("SPLITTER_LAB_CACHE") or tmp_path_factory.mktemp("lab-cache"))
+
+
+def _keep_logs(lab: Lab, name: str) -> None:
+    target = LOG_KEEP_DIR / name
+    for host in lab.layout.hosts:
+        if host.log.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(host.log, target / f"{host.name}.log")
+    audit = lab.layout.root / "state" / "audit.jsonl"
+    if audit.exists():
+        shutil.copy(audit, target / "audit.jsonl")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> Iterator[Lab]:
+    """One read-mostly lab for the whole session. Tests must leave it as they found it."""
+    lab = Lab(tmp_path_factory.mktemp("shared-lab"), BASE + SHARED_OFFSET)
+    try:
+        lab.up(DEFAULT_DOCS, cache=lab_cache)
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path, lab_cache: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab]]:
+    """Start fresh labs (restored from the cache when possible); all are stopped at teardown."""
+    labs: list[Lab] = []
+
+    def start(docs: int = DEFAULT_DOCS, **kwargs) -> Lab:
+        offset = FRESH_OFFSETS[len(labs)]
+        lab = Lab(tmp_path / f"lab{len(labs)}", BASE + offset)
+        labs.append(lab)
+        lab.up(docs, cache=lab_cache, **kwargs)
+        return lab
+
+    yield start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for i, lab in enumerate(labs):
+        if failed:
+            _keep_logs(lab, f"{request.node.name}-lab{i}")
+        lab.down()
+
+
+@pytest.fixture
+def fresh_lab(lab_factory: Callable[..., Lab]) -> Lab:
+    """A lab of its own for a test that changes the cluster."""
+    return lab_factory()
