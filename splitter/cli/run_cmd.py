@@ -1,3 +1,124 @@
-"""plan / run / confirm / status / rollback (filled in by the engine)."""
+"""plan / run / confirm / status / rollback."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from splitter.cli.output import config_option, console, say
+from splitter.config import load_config
+from splitter.engine.gates import GATE_IDS, GateKeeper, confirm_gate
+from splitter.engine.lock import StateLock
+from splitter.engine.plan import build_plan
+from splitter.engine.rollback import Rollback, rollback_refusal
+from splitter.engine.runner import Runner
+from splitter.engine.session import open_session
+from splitter.engine.status import collect_status
+from splitter.errors import OperationalError
+from splitter.steps.base import Step
+from splitter.steps.registry import STEP_IDS, all_steps
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, title, actions, reversible}.")
+def plan(config_path: Path, as_json: bool) -> None:
+    """Read-only: check the live cluster and hosts, then show every step's exact actions."""
+    ctx = open_session(config_path, dry_run=True, progress=(lambda _m: None) if as_json else say)
+    steps = build_plan(ctx, all_steps())
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in steps], indent=2))
+        return
+    for number, step in enumerate(steps):
+        flag = "" if step.reversible else " [red](irreversible)[/]"
+        console.print(f"\n[bold]{number:>2}. {step.id}[/] [dim]({step.state})[/]{flag} — {step.title}")
+        for action in step.actions:
+            console.print(f"      • {action}", soft_wrap=True)
+    console.print(f"\nnext: splitter run -c {config_path}")
+
+
+@click.command()
+@config_option
+@click.option("--yes", is_flag=True, help="Confirm every gate automatically (lab and demo; in production confirm "
+              "each gate after the app change).")
+@click.option("--step", "step_mode", is_flag=True, help="Ask before each step.")
+@click.option("--until", type=click.Choice(STEP_IDS), help="Stop after this step.")
+def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> None:
+    """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed."""
+    ctx = open_session(config_path, dry_run=False, progress=say, auto_confirm=yes)
+    lock = StateLock(ctx.config.state_path)
+    lock.acquire("splitter run")
+    try:
+        def ask(step: Step) -> bool:
+            return click.confirm(f"run step {step.id} ({step.title})?", default=True)
+
+        runner = Runner(ctx, all_steps(), GateKeeper(ctx, yes), until=until, ask=ask if step_mode else None)
+        completed = runner.run()
+    finally:
+        lock.release()
+        ctx.inspector.connector.close()
+    remaining = [s for s in STEP_IDS if ctx.state.step(s).state != "done"]
+    if remaining:
+        say(f"stopped after {until or (completed[-1] if completed else 'nothing')}; next step: {remaining[0]} "
+            f"(`splitter run -c {config_path}`)")
+    else:
+        say(f"split complete: {ctx.source_name} = {', '.join(ctx.keep_hosts)} + {ctx.config.arbiters.source.host}; "
+            f"{ctx.target_name} = {', '.join(ctx.move_hosts)} + {ctx.config.arbiters.target.host}")
+
+
+@click.command()
+@config_option
+@click.argument("gate", type=click.Choice(GATE_IDS))
+def confirm(config_path: Path, gate: str) -> None:
+    """Tell a waiting `splitter run` that the application change for GATE is deployed."""
+    config = load_config(config_path)
+    path = confirm_gate(config.state_path, gate, by=f"{getpass.getuser()}@{socket.gethostname()}")
+    console.print(f"gate {gate} confirmed ({path})")
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Each step's state, times and last error; the gate waited on; split optime; live topology."""
+    ctx = open_session(config_path, dry_run=True, progress=lambda _m: None)
+    report = collect_status(ctx)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table("#", "step", "state", "started", "finished", "attempts", "error")
+    for number, row in enumerate(report["steps"]):
+        table.add_row(str(number), row["id"], row["state"], row["started"] or "", row["finished"] or "",
+                      str(row["attempts"]), row["error"] or "")
+    console.print(table)
+    for key in ("waiting_gate", "split_optime", "cutover", "catch_up"):
+        if report.get(key):
+            console.print(f"{key.replace('_', ' ')}: {report[key]}")
+    for name, members in report["topology"].items():
+        console.print(f"{name}: " + (", ".join(f"{h} {s}" for h, s in members.items()) or "not reachable"))
+
+
+@click.command()
+@config_option
+def rollback(config_path: Path) -> None:
+    """Undo the split before rewrite-replset-config: rs1 back to four data nodes, original priorities/votes."""
+    ctx = open_session(config_path, dry_run=False, progress=say)
+    reason = rollback_refusal(ctx.state)
+    if reason:
+        raise OperationalError(f"rollback refused: {reason}")
+    lock = StateLock(ctx.config.state_path)
+    lock.acquire("splitter rollback")
+    try:
+        Rollback(ctx).run()
+    finally:
+        lock.release()
+    say(f"rolled back: {ctx.source_name} has {', '.join(ctx.keep_hosts + ctx.move_hosts)} again; the explicit "
+        "default write concern set by add-arbiter-rs1 was kept")
+
+
+COMMANDS = [plan, run, confirm, status, rollback]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from pymongo import MongoClient
@@ -26,6 +27,13 @@ class Inspector:
                                  f" failed: {exc}") from exc
 
     def reachable(self, host: str) -> bool:
+        """A refused TCP connect answers at once; only then pay for a server round trip."""
+        name, _, port = host.rpartition(":")
+        try:
+            with socket.create_connection((name.strip("[]"), int(port)), timeout=2):
+                pass
+        except OSError:
+            return False
         try:
             self.connector.member(host).admin.command("ping")
             return True

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure, PyMongoError
 
+# Since 5.0 a mongod quiesces for timeoutSecs before it exits. Nodes being shut down by a step no longer
+# serve the application (the deploy-client-v1 gate), so a short quiesce is enough.
+QUIESCE_SECS = 2
+
 
 def request_shutdown(host: str, timeout_secs: int = 10, *, force: bool = True, client: MongoClient | None = None,
                      ) -> bool:

@@ -1,0 +1,156 @@
+"""The Applier is the only writer: reconfigs, server commands, playbook runs. Dry run is enforced here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, OperationFailure, PyMongoError
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from splitter.cluster.connect import Connector
+from splitter.cluster.shutdown import request_shutdown
+from splitter.engine.audit import AuditLog
+from splitter.errors import OperationalError, RetryableError
+from splitter.hosts.ansible_adapter import AnsibleAdapter
+
+log = logging.getLogger("splitter.applier")
+
+# Server errors that clear by themselves: elections, a previous reconfig still committing, interrupted ops.
+RETRYABLE_CODES = {
+    10107,  # NotWritablePrimary
+    11600, 11602,  # InterruptedAtShutdown, InterruptedDueToReplStateChange
+    13435, 13436,  # NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary
+    109,  # ConfigurationInProgress
+    189,  # PrimarySteppedDown
+    308,  # CurrentConfigNotCommittedYet
+    91,  # ShutdownInProgress
+    262,  # ExceededTimeLimit
+    50,  # MaxTimeMSExpired
+}
+
+
+class CrashPoint:
+    """Fault injection for crash-safety tests: SPLITTER_CRASH_AFTER="step-id:action text:N" makes this process
+    SIGKILL itself right after the N-th completed action containing that text while that step runs."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.step, self.text, count = [*spec.split(":", 2), "", "", "1"][:3] if spec else (None, None, "1")
+        self.remaining = int(count or 1)
+
+    @classmethod
+    def from_env(cls) -> CrashPoint:
+        return cls(os.environ.get("SPLITTER_CRASH_AFTER"))
+
+    def after(self, step: str | None, what: str) -> None:
+        if self.step is None or step != self.step or self.text not in what:
+            return
+        self.remaining -= 1
+        if self.remaining == 0:
+            log.warning("SPLITTER_CRASH_AFTER reached (%s: %s): killing this process", step, what)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _as_retryable(exc: PyMongoError) -> Exception:
+    if isinstance(exc, (AutoReconnect, ConnectionFailure, NotPrimaryError)):
+        return RetryableError(str(exc))
+    if isinstance(exc, OperationFailure) and exc.code in RETRYABLE_CODES:
+        return RetryableError(f"{exc.details.get('codeName', exc.code) if exc.details else exc.code}: {exc}")
+    return OperationalError(str(exc))
+
+
+class Applier:
+    """Every change to a cluster or host goes through here, is audited, and is skipped in dry run."""
+
+    def __init__(self, connector: Connector, adapter: AnsibleAdapter, audit: AuditLog, *, dry_run: bool = False,
+                 retries: int = 6, on_action: Callable[[str], None] | None = None) -> None:
+        self.connector = connector
+        self.adapter = adapter
+        self.audit = audit
+        self.dry_run = dry_run
+        self.retries = retries
+        self.planned: list[str] = []
+        self.on_action = on_action or (lambda _msg: None)
+        self.current_step: str | None = None
+        self._crash = CrashPoint.from_env()
+
+    def _retrying(self) -> Retrying:
+        return Retrying(retry=retry_if_exception_type(RetryableError), stop=stop_after_attempt(self.retries),
+                        wait=wait_exponential(multiplier=0.5, max=8), reraise=True,
+                        before_sleep=before_sleep_log(log, logging.WARNING))
+
+    def _do(self, what: str, where: str, fn: Callable[[], Any], **detail: Any) -> Any:
+        if self.dry_run:
+            self.planned.append(f"{what} @ {where}")
+            return None
+        self.on_action(f"{what} @ {where}")
+        with self.audit.action(what, where, step=self.current_step, **detail) as extra:
+            attempts = 0
+            for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    try:
+                        result = fn()
+                    except PyMongoError as exc:
+                        raise _as_retryable(exc) from exc
+            extra["attempts"] = attempts
+        self._crash.after(self.current_step, what)
+        return result
+
+    # -- database -----------------------------------------------------------------------------------
+    def admin_command(self, client: MongoClient, where: str, command: Mapping[str, Any], what: str) -> Any:
+        return self._do(what, where, lambda: client.admin.command(dict(command)),
+                        command=next(iter(command)))
+
+    def reconfig(self, client: MongoClient, where: str, new_config: dict[str, Any], why: str) -> Any:
+        """replSetReconfig through the primary (safe reconfig: at most one voting change per call)."""
+        return self._do(f"replSetReconfig: {why}", where,
+                        lambda: client.admin.command("replSetReconfig", new_config, maxTimeMS=60_000),
+                        version=new_config.get("version"))
+
+    def set_default_write_concern(self, client: MongoClient, where: str, write_concern: dict[str, Any]) -> Any:
+        return self._do("setDefaultRWConcern", where, lambda: client.admin.command(
+            "setDefaultRWConcern", 1, defaultWriteConcern=write_concern, writeConcern={"w": "majority"}),
+            write_concern=write_concern)
+
+    def step_down(self, client: MongoClient, where: str, seconds: int = 60) -> None:
+        def run() -> None:
+            # The primary closes connections as it steps down: that is success.
+            with contextlib.suppress(AutoReconnect, ConnectionFailure):
+                client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=10)
+
+        self._do("replSetStepDown", where, run, seconds=seconds)
+
+    def freeze(self, client: MongoClient, where: str, seconds: int) -> None:
+        self._do("replSetFreeze", where, lambda: client.admin.command("replSetFreeze", seconds), seconds=seconds)
+
+    def shutdown(self, host: str, timeout_secs: int = 10) -> None:
+        """Clean shutdown via the server (short timeoutSecs); AutoReconnect means it happened."""
+        self._do("shutdown", host, lambda: request_shutdown(host, timeout_secs, force=False,
+                                                            client=self.connector.member(host)),
+                 timeout_secs=timeout_secs)
+        self.connector.forget(host)
+
+    def write_replset_config(self, client: MongoClient, where: str, config_doc: dict[str, Any]) -> None:
+        """On a standalone node: make the new set's config the only doc in local.system.replset."""
+        def run() -> None:
+            coll = client.local["system.replset"]
+            coll.replace_one({"_id": config_doc["_id"]}, config_doc, upsert=True)
+            coll.delete_many({"_id": {"$ne": config_doc["_id"]}})
+
+        self._do("write local.system.replset", where, run, set=config_doc["_id"], version=config_doc["version"])
+
+    def drop_connections(self, client: MongoClient, where: str, hosts: Sequence[str]) -> None:
+        self._do("dropConnections", where, lambda: client.admin.command("dropConnections", hostAndPort=list(hosts)),
+                 hosts=list(hosts))
+
+    # -- hosts --------------------------------------------------------------------------------------
+    def playbook(self, playbook: str, hosts: Sequence[str], extravars: Mapping[str, Any] | None = None) -> Any:
+        where = ",".join(hosts)
+        return self._do(f"playbook {playbook}", where, lambda: self.adapter.run(playbook, hosts, extravars),
+                        extravars=dict(extravars or {}))

@@ -1,0 +1,117 @@
+"""`splitter rollback`: before rewrite-replset-config, put rs1 back to four data nodes as they were."""
+
+from __future__ import annotations
+
+import time
+
+from splitter.cluster.shutdown import QUIESCE_SECS
+from splitter.engine.state import RunState
+from splitter.errors import OperationalError
+from splitter.steps import reconfig as rc
+from splitter.steps.context import StepContext
+from splitter.steps.registry import POINT_OF_NO_RETURN
+
+
+def rollback_refusal(state: RunState) -> str | None:
+    """Why rollback is not allowed any more, or None when it is."""
+    record = state.steps.get(POINT_OF_NO_RETURN)
+    if record is None or record.state == "pending":
+        return None
+    if "target_config" in state.data:
+        return (f"{POINT_OF_NO_RETURN} has started writing rs2's config to the moving nodes; from there the split "
+                "only goes forward: run `splitter run` to finish it")
+    return None
+
+
+class Rollback:
+    """Undo steps 1-6 in reverse, each action idempotent, one voting change per reconfig."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+
+    def run(self) -> None:
+        ctx = self.ctx
+        reason = rollback_refusal(ctx.state)
+        if reason:
+            raise OperationalError(f"rollback refused: {reason}")
+        original = ctx.state.data.get("original_config")
+        if original is None:
+            ctx.progress("nothing to roll back: the run has not changed the cluster")
+            return
+        self._stop_standalone()
+        self._restart_as_members()
+        self._restore_members(original)
+        self._remove_arbiter()
+        ctx.wait_for("rs1 healthy with its original members", lambda: not self.verify(), timeout=120,
+                     describe=lambda: "; ".join(self.verify()))
+        self._archive_state()
+
+    def _stop_standalone(self) -> None:
+        ctx = self.ctx
+        for name in ctx.move_names:
+            host = ctx.maintenance_host(name)
+            if ctx.inspector.reachable(host):
+                ctx.applier.shutdown(host, timeout_secs=QUIESCE_SECS)
+                ctx.applier.playbook("mongod_stop.yml", [name])
+
+    def _restart_as_members(self) -> None:
+        ctx = self.ctx
+        down = [n for n, h in zip(ctx.move_names, ctx.move_hosts, strict=True) if not ctx.inspector.reachable(h)]
+        if down:
+            ctx.applier.playbook("mongod_start.yml", down, {"mongod_mode": "replset",
+                                                           "replset_name": ctx.source_name})
+
+    def _restore_members(self, original: dict) -> None:
+        ctx = self.ctx
+        by_host = {m["host"]: m for m in original["members"]}
+        for host in ctx.move_hosts:
+            config = rc.live_config(ctx)
+            if rc.member_doc(config, host) is None:
+                taken = {int(m["_id"]) for m in config["members"]}
+                new = rc.with_added(config, host, priority=0, votes=0)
+                if by_host[host]["id"] not in taken:
+                    new["members"][-1]["_id"] = by_host[host]["id"]
+                rc.reconfig(ctx, new, f"re-add {host} (non-voting first)")
+        ctx.wait_for("the moving nodes to be SECONDARY", lambda: all(
+            ctx.inspector.status(ctx.source_primary()).state_of(h) == "SECONDARY" for h in ctx.move_hosts),
+            timeout=300)
+        for host in ctx.move_hosts:
+            config = rc.live_config(ctx)
+            want = by_host[host]
+            member = rc.member_doc(config, host)
+            if member.get("votes", 1) != want["votes"] or member.get("priority", 1) != want["priority"]:  # type: ignore
+                rc.reconfig(ctx, rc.with_member(config, host, votes=want["votes"], priority=want["priority"]),
+                            f"restore {host} priority {want['priority']}, votes {want['votes']}")
+
+    def _remove_arbiter(self) -> None:
+        ctx = self.ctx
+        arb = ctx.config.arbiters.source
+        config = rc.live_config(ctx)
+        if rc.member_doc(config, arb.host) is not None:
+            rc.reconfig(ctx, rc.without_member(config, arb.host), f"remove arbiter {arb.host}")
+        ctx.applier.playbook("mongod_stop.yml", [arb.name])
+
+    def _archive_state(self) -> None:
+        ctx = self.ctx
+        if ctx.store.path.exists():
+            ctx.store.path.rename(ctx.store.path.with_name(f"state.rolled-back.{int(time.time())}.json"))
+        for confirmation in (ctx.store.dir / "gates").glob("*.confirmed"):
+            confirmation.unlink()
+        ctx.state = RunState()
+
+    def verify(self) -> list[str]:
+        """Problems left after rollback (empty when rs1 is four healthy data nodes as originally configured)."""
+        ctx = self.ctx
+        original = {m["host"]: m for m in ctx.state.data.get("original_config", {}).get("members", [])}
+        primary = ctx.source_primary()
+        config = ctx.inspector.config(primary)
+        problems = []
+        if sorted(config.hosts) != sorted(ctx.keep_hosts + ctx.move_hosts):
+            problems.append(f"members are {', '.join(config.hosts)}")
+        for m in config.members:
+            want = original.get(m.host)
+            if want and (m.priority != want["priority"] or m.votes != want["votes"]):
+                problems.append(f"{m.host} has priority {m.priority}, votes {m.votes}")
+        states = ctx.inspector.status(primary).states()
+        problems += [f"{h} is {s}" for h, s in states.items() if s not in ("PRIMARY", "SECONDARY")]
+        return problems

@@ -1,0 +1,36 @@
+"""What `splitter status` reports: checkpoint, gate, split optime, live topology of both sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from splitter.errors import SplitterError
+from splitter.steps.context import StepContext
+from splitter.steps.registry import STEP_IDS
+
+
+def _topology(ctx: StepContext, hosts: list[str]) -> dict[str, str]:
+    for host in hosts:
+        try:
+            return ctx.inspector.status(host).states()
+        except SplitterError:
+            continue
+    return {}
+
+
+def collect_status(ctx: StepContext) -> dict[str, Any]:
+    steps = []
+    for step_id in STEP_IDS:
+        record = ctx.state.steps.get(step_id)
+        steps.append({"id": step_id, **(vars(record) if record else {"state": "pending", "started": None,
+                                                                       "finished": None, "attempts": 0,
+                                                                       "error": None})})
+    return {
+        "steps": steps,
+        "waiting_gate": ctx.state.waiting_gate,
+        "split_optime": ctx.state.data.get("split_optime"),
+        "cutover": ctx.state.cutover,
+        "catch_up": ctx.state.data.get("catch_up_status"),
+        "topology": {ctx.source_name: _topology(ctx, ctx.keep_hosts),
+                     ctx.target_name: _topology(ctx, ctx.move_hosts)},
+    }

@@ -1,0 +1,102 @@
+"""What a step works with: config, inventory, inspector (reads), applier (writes), the run's state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from splitter.cluster.applier import Applier
+from splitter.cluster.inspector import Inspector
+from splitter.config import SplitConfig
+from splitter.engine.state import RunState, StateStore
+from splitter.errors import OperationalError, RetryableError
+from splitter.inventory import InventoryHost
+
+
+@dataclass
+class StepContext:
+    """Shared by all steps of one run. `state.data` carries step outputs across crashes."""
+
+    config: SplitConfig
+    inventory: dict[str, InventoryHost]
+    inspector: Inspector
+    applier: Applier
+    state: RunState
+    store: StateStore
+    progress: Callable[[str], None]
+    auto_confirm: bool = False
+
+    # -- names and addresses ------------------------------------------------------------------------
+    @property
+    def source_name(self) -> str:
+        return self.config.source.name
+
+    @property
+    def target_name(self) -> str:
+        return self.config.target.name
+
+    @property
+    def keep_hosts(self) -> list[str]:
+        return [m.host for m in self.config.keep_members]
+
+    @property
+    def move_hosts(self) -> list[str]:
+        return [m.host for m in self.config.move_members]
+
+    @property
+    def move_names(self) -> list[str]:
+        return list(self.config.source.move)
+
+    def maintenance_host(self, name: str) -> str:
+        inv = self.inventory[name]
+        return f"{inv.connect_host}:{inv.maintenance_port}"
+
+    def rs1(self) -> MongoClient:
+        return self.inspector.connector.replica_set(self.source_name, self.keep_hosts)
+
+    def rs2(self) -> MongoClient:
+        return self.inspector.connector.replica_set(self.target_name, self.move_hosts)
+
+    def member(self, host: str) -> MongoClient:
+        return self.inspector.connector.member(host)
+
+    def source_primary(self) -> str:
+        """host:port of rs1's primary, as rs1's own members report it."""
+        for host in self.keep_hosts + self.move_hosts:
+            try:
+                hello = self.inspector.hello(host)
+            except RetryableError:
+                continue
+            if hello.get("setName") == self.source_name and hello.get("primary"):
+                return str(hello["primary"])
+        raise RetryableError(f"no primary of {self.source_name} found via {', '.join(self.keep_hosts)}")
+
+    def save(self) -> None:
+        self.store.save(self.state)
+
+    # -- waiting with visible progress --------------------------------------------------------------
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5,
+                 describe: Callable[[], str] | None = None) -> Any:
+        """Poll check() until it returns a truthy value; say what we wait for every few seconds."""
+        started = time.monotonic()
+        last_said = 0.0
+        while True:
+            try:
+                result = check()
+                if result:
+                    return result
+            except (PyMongoError, RetryableError):
+                pass
+            elapsed = time.monotonic() - started
+            if elapsed > timeout:
+                raise OperationalError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                       + (f" ({describe()})" if describe else ""))
+            if elapsed - last_said >= 5:
+                last_said = elapsed
+                self.progress(f"waiting for {what} ({elapsed:.0f}s)" + (f": {describe()}" if describe else ""))
+            time.sleep(interval)

@@ -1,0 +1,150 @@
+"""Step 0: read-only checks that the live cluster and hosts match split.yaml before anything changes."""
+
+from __future__ import annotations
+
+from splitter.config import parse_duration
+from splitter.errors import BadInput, OperationalError, RetryableError
+from splitter.steps.base import Step
+from splitter.steps.context import StepContext
+
+MIN_VERSION = (4, 4)  # safe reconfig and setDefaultRWConcern
+
+
+class PreflightRefused(BadInput):
+    """A guard refused to start; the cluster is untouched."""
+
+
+class Preflight(Step):
+    id = "preflight"
+    title = "Preflight: topology, health, versions, oplog window, disk, hosts"
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        members = ", ".join(ctx.keep_hosts + ctx.move_hosts)
+        return [f"check {ctx.source_name}'s live config equals split.yaml ({members})",
+                "check every member healthy, lag within limits, same version and FCV (>= 4.4)",
+                f"check oplog window >= {ctx.config.planning.expected_duration} and free disk "
+                f">= {ctx.config.planning.min_free_disk_fraction:.0%} on every data node",
+                "check arbiter ports are free, routing keys exist, Ansible reaches every host (ping.yml)",
+                "record rs1's original member priorities/votes (for rollback)"]
+
+    def precheck(self, ctx: StepContext) -> None:
+        self._inventory(ctx)
+        config = self._topology(ctx)
+        self._health(ctx)
+        self._versions_disk_oplog(ctx)
+        self._arbiters_free(ctx)
+        self._routing_keys(ctx)
+        self._hosts_reachable(ctx)
+        self._original = {"version": config.version, "members": [vars(m) for m in config.members]}
+
+    def _hosts_reachable(self, ctx: StepContext) -> None:
+        """ping.yml is read-only, so it runs in plan too (not through the applier)."""
+        names = [m.name for m in ctx.config.source.members] + [ctx.config.arbiters.source.name,
+                                                               ctx.config.arbiters.target.name]
+        try:
+            ctx.applier.adapter.run("ping.yml", names)
+        except OperationalError as exc:
+            raise BadInput(f"hosts not ready: {exc.message}", hint="fix the inventory or the hosts") from exc
+
+    def _inventory(self, ctx: StepContext) -> None:
+        for member in [*ctx.config.source.members, ctx.config.arbiters.source, ctx.config.arbiters.target]:
+            inv = ctx.inventory.get(member.name)
+            if inv is None:
+                raise BadInput(f"inventory {ctx.config.inventory_path} has no host {member.name}",
+                               hint=f"add {member.name} to the inventory or fix the name in split.yaml")
+            port = int(member.host.rsplit(":", 1)[1])
+            if inv.port != port:
+                raise BadInput(f"{member.name}: split.yaml says port {port}, inventory says mongod_port {inv.port}")
+        for arbiter in (ctx.config.arbiters.source, ctx.config.arbiters.target):
+            inv_path = str(ctx.inventory[arbiter.name].vars["mongod_dbpath"])
+            if inv_path != arbiter.dbpath:
+                raise BadInput(f"{arbiter.name}: dbpath {arbiter.dbpath} in split.yaml differs from the "
+                               f"inventory's mongod_dbpath {inv_path}")
+
+    def _topology(self, ctx: StepContext):
+        hosts = ctx.keep_hosts + ctx.move_hosts
+        if not any(ctx.inspector.reachable(h) for h in hosts):
+            raise BadInput(f"no member of {ctx.source_name} is reachable ({', '.join(hosts)})",
+                           hint="check the hosts in split.yaml, the network and credentials")
+        try:
+            config = ctx.inspector.config(ctx.source_primary())
+        except RetryableError as exc:
+            raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
+        if config.name != ctx.source_name:
+            raise BadInput(f"the live set is named {config.name!r}, split.yaml says source.name {ctx.source_name!r}")
+        live = sorted(m.host for m in config.members if not m.arbiter)
+        if live != sorted(hosts) or any(m.arbiter for m in config.members):
+            raise BadInput(f"{ctx.source_name}'s live members {', '.join(config.hosts)} differ from split.yaml's "
+                           f"{', '.join(hosts)}", hint="the split starts from four data members and no arbiter")
+        return config
+
+    def _health(self, ctx: StepContext) -> None:
+        status = ctx.inspector.status(ctx.source_primary())
+        bad = [f"{m.host}={m.state}" for m in status.members if m.state not in ("PRIMARY", "SECONDARY")]
+        if bad:
+            raise PreflightRefused(f"members not healthy: {', '.join(bad)}", hint="wait until all are healthy")
+        primary = status.primary
+        max_lag = parse_duration(ctx.config.planning.max_member_lag)
+        for m in status.members:
+            if primary and primary.optime and m.optime and primary.optime.time - m.optime.time > max_lag:
+                raise PreflightRefused(f"{m.host} lags {primary.optime.time - m.optime.time}s behind the primary "
+                                       f"(limit {max_lag:.0f}s)")
+
+    def _versions_disk_oplog(self, ctx: StepContext) -> None:
+        facts = {h: ctx.inspector.server_facts(h) for h in ctx.keep_hosts + ctx.move_hosts}
+        versions = {f["version"] for f in facts.values()}
+        fcvs = {f["fcv"] for f in facts.values()}
+        if len(versions) > 1 or len(fcvs) > 1:
+            raise PreflightRefused("mixed versions/FCV: " + ", ".join(
+                f"{h} {f['version']}/FCV {f['fcv']}" for h, f in facts.items()))
+        version = tuple(int(p) for p in next(iter(versions)).split(".")[:2])
+        if version < MIN_VERSION:
+            raise PreflightRefused(f"mongod {'.'.join(map(str, version))} is older than 4.4")
+        minimum = ctx.config.planning.min_free_disk_fraction
+        for host, f in facts.items():
+            if f["free_fraction"] is not None and f["free_fraction"] < minimum:
+                raise PreflightRefused(f"{host}: only {f['free_fraction']:.1%} disk free (minimum {minimum:.0%})")
+        planned = parse_duration(ctx.config.planning.expected_duration)
+        for host in ctx.keep_hosts:
+            window = ctx.inspector.oplog_window_seconds(host)
+            ctx.state.data.setdefault("oplog_window", {})[host] = window
+            # A young oplog (shorter than planned but not yet full) is fine; only a full one limits the window.
+            if window < planned and self._oplog_full(ctx, host):
+                raise PreflightRefused(f"{host}: oplog window {window:.0f}s is shorter than the planned "
+                                       f"{planned:.0f}s", hint="grow the oplog (replSetResizeOplog) or plan a "
+                                       "shorter split (planning.expected_duration)")
+
+    @staticmethod
+    def _oplog_full(ctx: StepContext, host: str) -> bool:
+        stats = ctx.member(host).local.command("collStats", "oplog.rs")
+        return bool(stats.get("maxSize")) and stats.get("size", 0) >= 0.9 * stats["maxSize"]
+
+    def _arbiters_free(self, ctx: StepContext) -> None:
+        for arbiter in (ctx.config.arbiters.source, ctx.config.arbiters.target):
+            if ctx.inspector.reachable(arbiter.host):
+                raise BadInput(f"something already answers on {arbiter.name}'s address {arbiter.host}",
+                               hint="choose a free port for the arbiter or stop what runs there")
+
+    def _routing_keys(self, ctx: StepContext) -> None:
+        client = ctx.member(ctx.source_primary())
+        routing = ctx.config.routing
+        for db in routing.databases:
+            if db not in client.list_database_names():
+                raise BadInput(f"routed database {db!r} does not exist on {ctx.source_name}")
+        for db, coll in ctx.inspector.list_namespaces(client):
+            routed = routing.routed(db, coll)
+            if routed is None or client[db][coll].estimated_document_count() == 0:
+                continue
+            if client[db][coll].find_one({routed.key: {"$exists": True}}, {"_id": 1}) is None:
+                raise BadInput(f"routing key {routed.key!r} is absent from {routed.namespace}",
+                               hint=f"set routing.collections['{routed.namespace}'] to its key, or exclude it")
+
+    def apply(self, ctx: StepContext) -> None:
+        if "original_config" not in ctx.state.data:
+            original = getattr(self, "_original", None) or {
+                "version": (cfg := ctx.inspector.config(ctx.source_primary())).version,
+                "members": [vars(m) for m in cfg.members]}
+            ctx.state.data["original_config"] = original
+
+    def verify(self, ctx: StepContext) -> None:
+        self.check("original_config" in ctx.state.data, "rs1's original config was not recorded")

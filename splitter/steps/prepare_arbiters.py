@@ -1,0 +1,26 @@
+"""Step 1: empty dbpaths for arbiter 1 and arbiter 2."""
+
+from __future__ import annotations
+
+from splitter.steps.base import Step
+from splitter.steps.context import StepContext
+
+
+class PrepareArbiters(Step):
+    id = "prepare-arbiters"
+    title = "Prepare empty dbpaths for both arbiters"
+
+    def _names(self, ctx: StepContext) -> list[str]:
+        return [ctx.config.arbiters.source.name, ctx.config.arbiters.target.name]
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        arbiters = ctx.config.arbiters
+        return [f"playbook prepare_dbpath.yml on {arbiters.source.name} ({arbiters.source.dbpath}) and "
+                f"{arbiters.target.name} ({arbiters.target.dbpath}): create, mode 0700, refuse if not empty"]
+
+    def apply(self, ctx: StepContext) -> None:
+        ctx.applier.playbook("prepare_dbpath.yml", self._names(ctx))
+
+    def verify(self, ctx: StepContext) -> None:
+        # Same playbook: it only creates what is missing and fails on a non-empty dbpath; read-only otherwise.
+        ctx.applier.adapter.run("prepare_dbpath.yml", self._names(ctx))

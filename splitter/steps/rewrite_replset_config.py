@@ -1,0 +1,97 @@
+"""Step 7 (point of no return): prefix-check both oplogs, write one identical rs2 config doc to both nodes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bson import ObjectId, json_util
+
+from splitter.cluster.snapshots import OplogEntry
+from splitter.steps.base import Step
+from splitter.steps.context import StepContext
+
+COMPARED_FIELDS = ("ts", "t", "op", "ns", "o", "o2", "wall")
+
+
+def build_target_config(stored: dict[str, Any], target_name: str, move_hosts: list[str], arbiter_host: str,
+                        original_priority: dict[str, float]) -> dict[str, Any]:
+    """rs2's config from the rs1 doc the node holds: same term and settings, a fresh shared replicaSetId."""
+    members = []
+    for host in move_hosts:
+        old = next(m for m in stored["members"] if m["host"] == host)
+        member = copy.deepcopy(old)
+        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False, hidden=False)
+        members.append(member)
+    members.append({"_id": max(int(m["_id"]) for m in stored["members"]) + 1, "host": arbiter_host,
+                    "arbiterOnly": True, "priority": 0, "votes": 1})
+    doc = copy.deepcopy(stored)
+    doc.update(_id=target_name, version=int(stored["version"]) + 1, members=members)
+    doc["settings"] = {**stored.get("settings", {}), "replicaSetId": ObjectId()}
+    return doc
+
+
+class RewriteReplsetConfig(Step):
+    id = "rewrite-replset-config"
+    title = "Write rs2's config into local.system.replset on both moving nodes"
+    reversible = False
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        arb = ctx.config.arbiters.target
+        return [f"read the last oplog entry on {' and '.join(ctx.move_names)}; refuse unless one is a prefix of "
+                "the other; the larger is the split optime",
+                f"write {{_id: {ctx.target_name}, members: {[*ctx.move_hosts, arb.host]} (arbiter last), term kept, "
+                "one new replicaSetId}} to local.system.replset on both, delete the rs1 doc",
+                "POINT OF NO RETURN: from here the split only goes forward (no rollback)"]
+
+    def _clients(self, ctx: StepContext) -> dict[str, Any]:
+        return {name: ctx.member(ctx.maintenance_host(name)) for name in ctx.move_names}
+
+    def _oplog_check(self, ctx: StepContext, clients: dict[str, Any]) -> None:
+        ends = {name: ctx.inspector.last_oplog_entry(c) for name, c in clients.items()}
+        missing = [n for n, e in ends.items() if e is None]
+        self.check(not missing, f"no oplog on {', '.join(missing)}")
+        (short_name, short), (long_name, long) = sorted(ends.items(), key=lambda kv: kv[1].ts)  # type: ignore
+        mine = ctx.inspector.oplog_entry_at(clients[short_name], short.ts)
+        theirs = ctx.inspector.oplog_entry_at(clients[long_name], short.ts)
+        same = theirs is not None and all(mine.get(f) == theirs.get(f) for f in COMPARED_FIELDS)  # type: ignore
+        if not same:
+            raise self.fail(f"{short_name}'s last oplog entry {short.describe()} is not in {long_name}'s oplog: "
+                            "the two histories diverge", hint="nothing was written; roll back with "
+                            "`splitter rollback` and investigate")
+        ctx.state.data["oplog_ends"] = {n: e.as_json() for n, e in ends.items()}  # type: ignore[union-attr]
+        ctx.state.data["split_optime"] = long.as_json()  # type: ignore[union-attr]
+        ctx.progress(f"oplog ends: {short_name} {short.describe()}, {long_name} {long.describe()} "
+                     f"(prefix ok); split optime {long.describe()}")  # type: ignore[union-attr]
+
+    def _target_config(self, ctx: StepContext, clients: dict[str, Any]) -> dict[str, Any]:
+        if "target_config" not in ctx.state.data:
+            stored = [d for d in ctx.inspector.stored_config(clients[ctx.move_names[0]]) if d["_id"] != ctx.target_name]
+            self.check(len(stored) == 1, f"expected one rs1 config doc on {ctx.move_names[0]}, found {len(stored)}")
+            original = {m["host"]: m["priority"] for m in ctx.state.data["original_config"]["members"]}
+            doc = build_target_config(stored[0], ctx.target_name, ctx.move_hosts,
+                                      ctx.config.arbiters.target.host, original)
+            # Saved before any write so both nodes get the very same document, also after a crash.
+            ctx.state.data["target_config"] = json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS)
+            ctx.save()
+        return json_util.loads(ctx.state.data["target_config"])
+
+    def apply(self, ctx: StepContext) -> None:
+        clients = self._clients(ctx)
+        self._oplog_check(ctx, clients)
+        ctx.save()
+        doc = self._target_config(ctx, clients)
+        for name, client in clients.items():
+            ctx.applier.write_replset_config(client, ctx.maintenance_host(name), doc)
+
+    def verify(self, ctx: StepContext) -> None:
+        self.check("target_config" in ctx.state.data and "split_optime" in ctx.state.data,
+                   "rs2's config or the split optime was not recorded")
+        expected = json_util.loads(ctx.state.data["target_config"])
+        for name, client in self._clients(ctx).items():
+            docs = ctx.inspector.stored_config(client)
+            self.check(docs == [expected], f"{name}'s local.system.replset is not exactly rs2's config")
+
+    @staticmethod
+    def split_optime(ctx: StepContext) -> OplogEntry:
+        return OplogEntry.from_json(ctx.state.data["split_optime"])

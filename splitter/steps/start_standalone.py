@@ -1,0 +1,30 @@
+"""Step 6: start nodes 3+4 without --replSet, on a maintenance port bound to localhost."""
+
+from __future__ import annotations
+
+from splitter.steps.base import Step
+from splitter.steps.context import StepContext
+
+
+class StartStandalone(Step):
+    id = "start-standalone"
+    title = "Start the moving nodes standalone on their maintenance ports"
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        hosts = ", ".join(f"{n} -> {ctx.maintenance_host(n)}" for n in ctx.move_names)
+        return [f"playbook mongod_start.yml on {', '.join(ctx.move_names)} (mongod_mode=standalone: no replSetName, "
+                f"maintenance port bound to localhost, disableLogicalSessionCacheRefresh=true): {hosts}"]
+
+    def precheck(self, ctx: StepContext) -> None:
+        config = ctx.inspector.config(ctx.source_primary())
+        for host in ctx.move_hosts:
+            self.check(config.by_host(host) is None, f"{host} is still a member of {ctx.source_name}")
+
+    def apply(self, ctx: StepContext) -> None:
+        ctx.applier.playbook("mongod_start.yml", ctx.move_names, {"mongod_mode": "standalone"})
+
+    def verify(self, ctx: StepContext) -> None:
+        for name in ctx.move_names:
+            host = ctx.maintenance_host(name)
+            state = ctx.inspector.my_state(host)
+            self.check(state == "STANDALONE", f"{name} on {host} is {state}, not STANDALONE")

@@ -1,0 +1,75 @@
+"""Steps 9 and 10: start both data nodes as rs2 and wait for PRIMARY; only then start arbiter 2."""
+
+from __future__ import annotations
+
+from splitter.steps.base import Step
+from splitter.steps.context import StepContext
+
+
+def target_states(ctx: StepContext) -> dict[str, str]:
+    """rs2 member states as any reachable rs2 data node sees them ({} when none answers yet)."""
+    for host in ctx.move_hosts:
+        if ctx.inspector.reachable(host):
+            try:
+                return ctx.inspector.status(host).states()
+            except Exception:  # a node still starting up refuses replSetGetStatus
+                continue
+    return {}
+
+
+def describe_states(ctx: StepContext) -> str:
+    return ", ".join(f"{h}={s}" for h, s in target_states(ctx).items()) or "no member answers yet"
+
+
+class StartTarget(Step):
+    id = "start-rs2"
+    title = "Start the moving nodes as rs2 and wait for a PRIMARY (arbiter 2 still down)"
+    reversible = False
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        return [f"playbook mongod_start.yml on {', '.join(ctx.move_names)} (mongod_mode=replset, "
+                f"replset_name={ctx.target_name})",
+                f"wait until one of {', '.join(ctx.move_hosts)} is PRIMARY: with the arbiter down only the node "
+                "with the longer oplog can win (the other syncs first)"]
+
+    def precheck(self, ctx: StepContext) -> None:
+        arb = ctx.config.arbiters.target
+        self.check(not ctx.inspector.reachable(arb.host),
+                   f"{arb.name} already runs; it must start only after rs2 has a PRIMARY")
+
+    def apply(self, ctx: StepContext) -> None:
+        ctx.applier.playbook("mongod_start.yml", ctx.move_names, {"mongod_mode": "replset",
+                                                                 "replset_name": ctx.target_name})
+        ctx.wait_for(f"{ctx.target_name} PRIMARY and SECONDARY", lambda: self._ready(ctx), timeout=300,
+                     describe=lambda: describe_states(ctx))
+
+    def _ready(self, ctx: StepContext) -> bool:
+        states = target_states(ctx)
+        return sorted(states.get(h, "") for h in ctx.move_hosts) == ["PRIMARY", "SECONDARY"]
+
+    def verify(self, ctx: StepContext) -> None:
+        self.check(self._ready(ctx), f"{ctx.target_name} is not PRIMARY+SECONDARY: {describe_states(ctx)}")
+
+
+class StartTargetArbiter(Step):
+    id = "start-arbiter-rs2"
+    title = "Start arbiter 2 (empty; it takes rs2's config from heartbeats)"
+    reversible = False
+
+    def describe(self, ctx: StepContext) -> list[str]:
+        arb = ctx.config.arbiters.target
+        return [f"playbook mongod_start.yml on {arb.name} (mongod_mode=replset, replset_name={ctx.target_name})",
+                f"wait for {ctx.target_name} = PRIMARY + SECONDARY + ARBITER"]
+
+    def apply(self, ctx: StepContext) -> None:
+        arb = ctx.config.arbiters.target
+        ctx.applier.playbook("mongod_start.yml", [arb.name], {"mongod_mode": "replset",
+                                                             "replset_name": ctx.target_name})
+        ctx.wait_for(f"{ctx.target_name} PRIMARY + SECONDARY + ARBITER", lambda: self._ready(ctx), timeout=180,
+                     describe=lambda: describe_states(ctx))
+
+    def _ready(self, ctx: StepContext) -> bool:
+        return sorted(target_states(ctx).values()) == ["ARBITER", "PRIMARY", "SECONDARY"]
+
+    def verify(self, ctx: StepContext) -> None:
+        self.check(self._ready(ctx), f"{ctx.target_name} is not PRIMARY+SECONDARY+ARBITER: {describe_states(ctx)}")

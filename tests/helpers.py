@@ -1,0 +1,82 @@
+"""Shared test helpers: run the CLI as a real process, a background writer, cluster fingerprints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from splitter.lab.lab import Lab
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess:
+    """`python -m splitter ARGS` in a child process (so SIGKILL tests kill the orchestrator, not pytest)."""
+    return subprocess.run([sys.executable, "-m", "splitter", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, input=stdin, timeout=timeout, check=False)
+
+
+def rs1_client(lab: Lab) -> MongoClient:
+    """How the application connects after deploy-client-v1: seed list node1 + node2 only."""
+    seeds = ",".join(lab.layout.host(n).host for n in ("node1", "node2"))
+    return MongoClient(f"mongodb://{seeds}/?replicaSet=rs1&retryWrites=true", serverSelectionTimeoutMS=30000)
+
+
+def rs2_client(lab: Lab) -> MongoClient:
+    seeds = ",".join(lab.layout.host(n).host for n in ("node3", "node4"))
+    return MongoClient(f"mongodb://{seeds}/?replicaSet=rs2", serverSelectionTimeoutMS=30000)
+
+
+def fingerprint(lab: Lab) -> tuple:
+    """rs1's config version and term and every member's state: must not move under a read-only command."""
+    with MongoClient(lab.layout.host("node1").host, directConnection=True) as client:
+        config = client.admin.command("replSetGetConfig")["config"]
+        status = client.admin.command("replSetGetStatus")
+    return (config["version"], config.get("term"), tuple(sorted((m["name"], m["stateStr"])
+                                                                 for m in status["members"])))
+
+
+@dataclass
+class Writer:
+    """Inserts into rs1 continuously (retryable writes) and counts acknowledged and failed writes."""
+
+    client: MongoClient
+    collection: str = "writer"
+    interval: float = 0.02
+    acknowledged: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        coll = self.client.app[self.collection]
+        n = 0
+        while not self._stop.is_set():
+            try:
+                coll.insert_one({"_id": n, "user_id": n, "at": time.time()})
+                self.acknowledged.append(n)
+            except PyMongoError as exc:
+                self.failures.append(f"{n}: {type(exc).__name__}: {exc}")
+            n += 1
+            time.sleep(self.interval)
+
+    def start(self) -> Writer:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=60)
+
+
+def state_file(lab: Lab) -> Path:
+    return lab.layout.root / "state" / "state.json"

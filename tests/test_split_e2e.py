@@ -1,0 +1,120 @@
+"""The whole split on real mongod: plan is read-only, run --yes reaches the target topology with a writer
+that never fails, SIGKILL inside steps resumes to the same end state, --until/--step, rollback."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from splitter.lab.lab import Lab
+from tests.helpers import Writer, fingerprint, rs1_client, rs2_client, run_cli, state_file
+
+pytestmark = pytest.mark.mongod
+
+
+def _counts(client) -> dict[str, int]:
+    return {c: client.app[c].count_documents({}) for c in ("users", "events", "sessions")}
+
+
+def _assert_split_topology(lab: Lab) -> None:
+    states = {p.name: p.state for p in lab.processes()}
+    assert sorted(states[n] for n in ("node1", "node2", "arbiter1")) == ["rs1/ARBITER", "rs1/PRIMARY",
+                                                                         "rs1/SECONDARY"]
+    assert sorted(states[n] for n in ("node3", "node4", "arbiter2")) == ["rs2/ARBITER", "rs2/PRIMARY",
+                                                                         "rs2/SECONDARY"]
+
+
+def test_plan_changes_nothing_and_lists_every_step(shared_lab: Lab) -> None:
+    before = fingerprint(shared_lab)
+    result = run_cli("plan", "-c", str(shared_lab.layout.config_path), "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [s["id"] for s in plan] == [
+        "preflight", "prepare-arbiters", "add-arbiter-rs1", "deploy-client-v1", "stop-moving-nodes",
+        "remove-moving-nodes", "start-standalone", "rewrite-replset-config", "stop-standalone", "start-rs2",
+        "start-arbiter-rs2", "catch-up", "deploy-client-v2"]
+    assert all({"id", "title", "actions", "reversible"} <= set(s) for s in plan)
+    reversible = {s["id"]: s["reversible"] for s in plan}
+    assert reversible["start-standalone"] and not reversible["rewrite-replset-config"]
+    assert any("setDefaultRWConcern" in a for a in plan[2]["actions"])
+    assert fingerprint(shared_lab) == before
+    assert not state_file(shared_lab).exists() or "done" not in state_file(shared_lab).read_text()
+
+
+def test_full_split_with_a_writer_that_never_fails(fresh_lab: Lab) -> None:
+    before = _counts(rs1_client(fresh_lab))
+    writer = Writer(rs1_client(fresh_lab)).start()
+    try:
+        result = run_cli("run", "-c", str(fresh_lab.layout.config_path), "--yes")
+    finally:
+        writer.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "split complete" in result.stdout
+    _assert_split_topology(fresh_lab)
+    assert writer.failures == [], writer.failures[:5]
+    assert len(writer.acknowledged) > 100
+    assert _counts(rs1_client(fresh_lab)) == before
+    assert _counts(rs2_client(fresh_lab)) == before
+    on_rs1 = {d["_id"] for d in rs1_client(fresh_lab).app.writer.find({}, {"_id": 1})}
+    assert set(writer.acknowledged) <= on_rs1
+
+
+@pytest.mark.parametrize("crash_points", [[
+    "stop-moving-nodes:shutdown:1",
+    "rewrite-replset-config:write local.system.replset:1",
+    "start-rs2:playbook mongod_start.yml:1",
+]])
+def test_sigkill_inside_steps_then_resume(fresh_lab: Lab, crash_points: list[str]) -> None:
+    config = str(fresh_lab.layout.config_path)
+    before = _counts(rs1_client(fresh_lab))
+    for point in crash_points:
+        result = run_cli("run", "-c", config, "--yes", env={"SPLITTER_CRASH_AFTER": point})
+        assert result.returncode == -signal.SIGKILL, (point, result.stdout, result.stderr)
+        state = json.loads(state_file(fresh_lab).read_text())
+        assert state["steps"][point.split(":")[0]]["state"] == "running", point
+    result = run_cli("run", "-c", config, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already complete" in result.stdout or "resuming" in result.stdout
+    _assert_split_topology(fresh_lab)
+    assert _counts(rs1_client(fresh_lab)) == before
+    assert _counts(rs2_client(fresh_lab)) == before
+    status = json.loads(run_cli("status", "-c", config, "--json").stdout)
+    assert {s["state"] for s in status["steps"]} == {"done"}
+    assert status["split_optime"]
+
+
+def test_until_step_and_rollback_after_remove_moving_nodes(fresh_lab: Lab) -> None:
+    config = str(fresh_lab.layout.config_path)
+    before = _counts(rs1_client(fresh_lab))
+    original = fingerprint(fresh_lab)
+
+    declined = run_cli("run", "-c", config, "--step", stdin="n\n")
+    assert declined.returncode == 0, declined.stderr
+    assert "stopped before preflight" in declined.stdout + declined.stderr
+    assert fingerprint(fresh_lab) == original
+
+    result = run_cli("run", "-c", config, "--yes", "--until", "remove-moving-nodes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = {s["id"]: s["state"] for s in json.loads(run_cli("status", "-c", config, "--json").stdout)["steps"]}
+    assert steps["remove-moving-nodes"] == "done" and steps["start-standalone"] == "pending"
+
+    result = run_cli("rollback", "-c", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    version, _term, members = fingerprint(fresh_lab)
+    assert sorted(state for _host, state in members) == ["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"]
+    assert [h for h, _ in members] == [h for h, _ in original[2]]
+    assert version > original[0]
+    assert _counts(rs1_client(fresh_lab)) == before
+    with rs1_client(fresh_lab) as client:
+        conf = client.admin.command("replSetGetConfig")["config"]
+    assert all(m["votes"] == 1 and m["priority"] == 1 and not m.get("arbiterOnly") for m in conf["members"])
+
+
+def test_rollback_refused_after_point_of_no_return(fresh_lab: Lab) -> None:
+    config = str(fresh_lab.layout.config_path)
+    assert run_cli("run", "-c", config, "--yes", "--until", "rewrite-replset-config").returncode == 0
+    result = run_cli("rollback", "-c", config)
+    assert result.returncode == 1
+    assert "rollback refused" in result.stderr and "only goes forward" in result.stderr
