@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from splitter.errors import BadInput
 from splitter.routing import Routing
@@ -25,6 +25,14 @@ def parse_duration(text: str | float | int) -> float:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h)")
     factor = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
     return float(match.group(1)) * factor
+
+
+def _valid_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_valid_duration)]
 
 
 class Strict(BaseModel):
@@ -78,13 +86,13 @@ class Arbiters(Strict):
 
 class Gate(Strict):
     command: str | None = Field(default=None, description="shell command whose success confirms the gate")
-    poll: str = "5s"
+    poll: Duration = "5s"
 
 
 class Gates(Strict):
     deploy_client_v1: Gate = Field(default_factory=Gate, alias="deploy-client-v1")
     deploy_client_v2: Gate = Field(default_factory=Gate, alias="deploy-client-v2")
-    quiet_period: str = Field(default="5s", description="no write of the new set's half for this long")
+    quiet_period: Duration = Field(default="5s", description="no write of the new set's half for this long")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -98,9 +106,9 @@ class Credentials(Strict):
 
 
 class Planning(Strict):
-    expected_duration: str = Field(default="2h", description="how long the split may take, for the oplog check")
+    expected_duration: Duration = Field(default="2h", description="how long the split may take, for the oplog check")
     min_free_disk_fraction: float = Field(default=0.10, ge=0, le=1)
-    max_member_lag: str = "10s"
+    max_member_lag: Duration = "10s"
     default_write_concern: dict = Field(default_factory=lambda: {"w": "majority"})
 
 

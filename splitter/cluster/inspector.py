@@ -10,7 +10,15 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from splitter.cluster.connect import Connector
 from splitter.cluster.snapshots import MemberStatus, OplogEntry, ReplSetConfig, ReplSetStatus
-from splitter.errors import RetryableError
+from splitter.errors import BadInput, RetryableError
+
+AUTH_FAILED = 18
+
+
+def raise_if_auth_failure(host: str, exc: OperationFailure) -> None:
+    if exc.code == AUTH_FAILED:
+        raise BadInput(f"{host} rejected the credentials: {exc.details.get('errmsg') if exc.details else exc}",
+                       hint="check the username/password sources under `credentials:` in split.yaml")
 
 
 class Inspector:
@@ -22,20 +30,33 @@ class Inspector:
     def _admin(self, host: str, command: str | dict, **kwargs: Any) -> dict[str, Any]:
         try:
             return self.connector.member(host).admin.command(command, **kwargs)
+        except OperationFailure as exc:
+            raise_if_auth_failure(host, exc)
+            raise RetryableError(f"{host}: {command if isinstance(command, str) else next(iter(command))}"
+                                 f" failed: {exc}") from exc
         except PyMongoError as exc:
             raise RetryableError(f"{host}: {command if isinstance(command, str) else next(iter(command))}"
                                  f" failed: {exc}") from exc
 
-    def reachable(self, host: str) -> bool:
-        """A refused TCP connect answers at once; only then pay for a server round trip."""
+    @staticmethod
+    def listening(host: str) -> bool:
+        """Something accepts TCP connections at host:port (a refused connect answers at once)."""
         name, _, port = host.rpartition(":")
         try:
             with socket.create_connection((name.strip("[]"), int(port)), timeout=2):
-                pass
+                return True
         except OSError:
+            return False
+
+    def reachable(self, host: str) -> bool:
+        """A mongod answers at host; checks the port first so a stopped node costs no server-selection wait."""
+        if not self.listening(host):
             return False
         try:
             self.connector.member(host).admin.command("ping")
+            return True
+        except OperationFailure as exc:
+            raise_if_auth_failure(host, exc)
             return True
         except PyMongoError:
             return False

@@ -41,8 +41,9 @@ class Preflight(Step):
         """ping.yml is read-only, so it runs in plan too (not through the applier)."""
         names = [m.name for m in ctx.config.source.members] + [ctx.config.arbiters.source.name,
                                                                ctx.config.arbiters.target.name]
+        arbiters = [ctx.config.arbiters.source.name, ctx.config.arbiters.target.name]
         try:
-            ctx.applier.adapter.run("ping.yml", names)
+            ctx.applier.adapter.run("ping.yml", names, {"empty_dbpath_hosts": arbiters})
         except OperationalError as exc:
             raise BadInput(f"hosts not ready: {exc.message}", hint="fix the inventory or the hosts") from exc
 
@@ -63,15 +64,18 @@ class Preflight(Step):
 
     def _topology(self, ctx: StepContext):
         hosts = ctx.keep_hosts + ctx.move_hosts
-        if not any(ctx.inspector.reachable(h) for h in hosts):
+        reachable = [h for h in hosts if ctx.inspector.reachable(h)]
+        if not reachable:
             raise BadInput(f"no member of {ctx.source_name} is reachable ({', '.join(hosts)})",
                            hint="check the hosts in split.yaml, the network and credentials")
+        live_name = ctx.inspector.hello(reachable[0]).get("setName")
+        if live_name != ctx.source_name:
+            raise BadInput(f"{reachable[0]} belongs to the set named {live_name!r}, split.yaml says source.name "
+                           f"{ctx.source_name!r}", hint="fix source.name or the member hosts in split.yaml")
         try:
             config = ctx.inspector.config(ctx.source_primary())
         except RetryableError as exc:
             raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
-        if config.name != ctx.source_name:
-            raise BadInput(f"the live set is named {config.name!r}, split.yaml says source.name {ctx.source_name!r}")
         live = sorted(m.host for m in config.members if not m.arbiter)
         if live != sorted(hosts) or any(m.arbiter for m in config.members):
             raise BadInput(f"{ctx.source_name}'s live members {', '.join(config.hosts)} differ from split.yaml's "
@@ -121,7 +125,7 @@ class Preflight(Step):
 
     def _arbiters_free(self, ctx: StepContext) -> None:
         for arbiter in (ctx.config.arbiters.source, ctx.config.arbiters.target):
-            if ctx.inspector.reachable(arbiter.host):
+            if ctx.inspector.listening(arbiter.host):
                 raise BadInput(f"something already answers on {arbiter.name}'s address {arbiter.host}",
                                hint="choose a free port for the arbiter or stop what runs there")
 
