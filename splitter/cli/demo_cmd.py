@@ -1,0 +1,113 @@
+"""`splitter demo`: the whole story on a throw-away lab of real mongod processes."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from rich.table import Table
+
+from splitter.cli.output import console, say
+from splitter.engine.gates import GateKeeper
+from splitter.engine.lock import StateLock
+from splitter.engine.plan import build_plan
+from splitter.engine.runner import Runner
+from splitter.engine.session import open_session
+from splitter.lab.lab import Lab
+from splitter.lab.layout import COLLECTIONS, DATABASE, KEY
+from splitter.steps.registry import all_steps
+
+
+class DemoWriter:
+    """The 'application': inserts and updates users of both halves through rs1 while the split runs."""
+
+    def __init__(self, uri: str) -> None:
+        self.client = MongoClient(uri, retryWrites=True, serverSelectionTimeoutMS=30000)
+        self.ok = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        events = self.client[DATABASE]["events"]
+        n = 0
+        while not self._stop.is_set():
+            try:
+                events.insert_one({KEY: 1_000_000 + n, "kind": "demo", "seq": n})
+                self.ok += 1
+            except PyMongoError:
+                self.failed += 1
+            n += 1
+            time.sleep(0.02)
+
+    def __enter__(self) -> DemoWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.client.close()
+
+
+def _halves(client: MongoClient) -> dict[str, tuple[int, int]]:
+    db = client[DATABASE]
+    return {c: (db[c].count_documents({KEY: {"$mod": [2, 0]}}), db[c].count_documents({KEY: {"$mod": [2, 1]}}))
+            for c in COLLECTIONS}
+
+
+def _summary(lab: Lab, writer: DemoWriter) -> None:
+    table = Table("set", "members", "collection", "even half (rs1's)", "odd half (rs2's)")
+    for name, nodes in (("rs1", ("node1", "node2")), ("rs2", ("node3", "node4"))):
+        seeds = ",".join(lab.layout.host(n).host for n in nodes)
+        with MongoClient(f"mongodb://{seeds}/?replicaSet={name}", serverSelectionTimeoutMS=10000) as client:
+            states = client.admin.command("replSetGetStatus")["members"]
+            members = ", ".join(f"{m['name'].rsplit(':', 1)[1]} {m['stateStr']}" for m in states)
+            for coll, (even, odd) in _halves(client).items():
+                table.add_row(name, members, coll, str(even), str(odd))
+                members = ""
+    console.print(table)
+    console.print(f"application writes during the split: {writer.ok} acknowledged, {writer.failed} failed")
+
+
+@click.command()
+@click.option("--dir", "lab_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Lab directory (default: a new temporary directory).")
+@click.option("--base-port", default=27017, show_default=True)
+@click.option("--docs", default=20_000, show_default=True)
+@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (stop it with `splitter lab down`).")
+def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool) -> None:
+    """Lab up, plan, split end to end (gates auto-confirmed), verify, clean up, summary, lab down."""
+    root = lab_dir or Path(tempfile.mkdtemp(prefix="splitter-demo-"))
+    lab = Lab(root, base_port, progress=say)
+    started = time.monotonic()
+    try:
+        lab.up(docs)
+        ctx = open_session(lab.layout.config_path, dry_run=True, progress=say)
+        plan = build_plan(ctx, all_steps())
+        say(f"plan: {len(plan)} steps, point of no return at "
+            f"{next(s.id for s in plan if not s.reversible)}; running them now")
+        ctx = open_session(lab.layout.config_path, dry_run=False, progress=say, auto_confirm=True)
+        with DemoWriter(lab.layout.connection_string) as writer:
+            lock = StateLock(ctx.config.state_path)
+            lock.acquire("splitter demo")
+            try:
+                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until="catch-up").run()
+                writer.stop()  # the app stops writing rs2's half to rs1 once it routes by key
+                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()
+            finally:
+                lock.release()
+        _summary(lab, writer)
+        say(f"demo finished in {time.monotonic() - started:.0f}s")
+    finally:
+        if not keep:
+            lab.down()
+            say(f"lab stopped; files left in {root}" if lab_dir else "lab stopped")
