@@ -6,6 +6,7 @@ Exit codes: 0 done or stopped as asked, 1 operational failure, 2 bad input (noth
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -58,6 +59,8 @@ def report_error(exc: SplitterError) -> None:
 
 
 def main() -> None:
+    # State, audit log, Ansible artifacts and lab files may describe the cluster: owner-only, always.
+    os.umask(0o077)
     _register()
     try:
         code = cli.main(standalone_mode=False)
