@@ -65,8 +65,12 @@ class Routing(BaseModel):
         return RoutedCollection(database, collection, self.key_for(database, collection))
 
     def half_filter(self, key: str, set_name: str) -> dict[str, Any]:
-        """Documents that belong to `set_name`: integer key with the set's remainder."""
-        return {key: {"$type": INTEGER_TYPES, "$mod": [self.modulus, self.remainder(set_name)]}}
+        """Documents that belong to `set_name`: integer key with the set's remainder.
+
+        `$type`/`$mod` also match array elements, so arrays are excluded explicitly: a key of [1] is unclaimed.
+        """
+        return {"$and": [{key: {"$type": INTEGER_TYPES, "$mod": [self.modulus, self.remainder(set_name)]}},
+                         {key: {"$not": {"$type": "array"}}}]}
 
     def unclaimed_filter(self, key: str) -> dict[str, Any]:
         """Documents no set can claim: key missing, not an integer, or (negative) matching no remainder."""

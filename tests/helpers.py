@@ -45,11 +45,13 @@ def fingerprint(lab: Lab) -> tuple:
 
 @dataclass
 class Writer:
-    """Inserts into rs1 continuously (retryable writes) and counts acknowledged and failed writes."""
+    """Inserts into rs1 continuously (retryable writes) and counts acknowledged and failed writes.
+    Once `routed` is set it behaves like client v2 towards rs1: only rs1's half (even user_id) goes there."""
 
     client: MongoClient
     collection: str = "writer"
     interval: float = 0.02
+    routed: bool = False
     acknowledged: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -59,6 +61,9 @@ class Writer:
         coll = self.client.app[self.collection]
         n = 0
         while not self._stop.is_set():
+            if self.routed and n % 2:
+                n += 1
+                continue
             try:
                 coll.insert_one({"_id": n, "user_id": n, "at": time.time()})
                 self.acknowledged.append(n)
@@ -80,3 +85,68 @@ class Writer:
 
 def state_file(lab: Lab) -> Path:
     return lab.layout.root / "state" / "state.json"
+
+
+@dataclass
+class MixedWriter:
+    """The old application: inserts, updates (some moving a document to the other half), replaces and deletes
+    documents of both halves in app.users/events/sessions through rs1. Remembers what rs1 acknowledged."""
+
+    client: MongoClient
+    seed: int = 1
+    interval: float = 0.005
+    acknowledged: int = 0
+    failures: list[str] = field(default_factory=list)
+    touched: dict[str, set] = field(default_factory=lambda: {c: set() for c in ("users", "events", "sessions")})
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _one(self, rng, n: int) -> None:
+        name = rng.choice(list(self.touched))
+        coll = self.client.app[name]
+        op = rng.random()
+        if op < 0.45 or not self.touched[name]:
+            _id = f"w{self.seed}-{n}"
+            coll.insert_one({"_id": _id, "user_id": rng.randrange(10_000), "n": n})
+        else:
+            _id = rng.choice(sorted(self.touched[name], key=str))
+            if op < 0.65:
+                coll.update_one({"_id": _id}, {"$set": {"n": n, "updated": True}, "$inc": {"edits": 1}})
+            elif op < 0.75:
+                coll.update_one({"_id": _id}, {"$inc": {"user_id": 1}})  # moves it to the other half
+            elif op < 0.85:
+                coll.replace_one({"_id": _id}, {"user_id": rng.randrange(10_000), "replaced": n})
+            else:
+                coll.delete_one({"_id": _id})
+        self.touched[name].add(_id)
+
+    def _loop(self) -> None:
+        import random
+        rng = random.Random(self.seed)
+        n = 0
+        while not self._stop.is_set():
+            try:
+                self._one(rng, n)
+                self.acknowledged += 1
+            except PyMongoError as exc:
+                self.failures.append(f"{n}: {type(exc).__name__}: {exc}")
+            n += 1
+            time.sleep(self.interval)
+
+    def start(self) -> MixedWriter:
+        for name in self.touched:  # existing documents of both halves are fair game too
+            self.touched[name].update(d["_id"] for d in self.client.app[name].find({}, {"_id": 1}).limit(200))
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=60)
+
+
+def half_snapshot(client: MongoClient, collection: str, remainder: int) -> dict:
+    """_id -> document of one half (integer user_id with that remainder)."""
+    query = {"user_id": {"$type": ["int", "long"], "$mod": [2, remainder]}}
+    return {d["_id"]: d for d in client.app[collection].find(query)}

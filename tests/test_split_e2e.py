@@ -45,9 +45,13 @@ def test_plan_changes_nothing_and_lists_every_step(shared_lab: Lab) -> None:
 
 def test_full_split_with_a_writer_that_never_fails(fresh_lab: Lab) -> None:
     before = _counts(rs1_client(fresh_lab))
+    config = str(fresh_lab.layout.config_path)
     writer = Writer(rs1_client(fresh_lab)).start()
     try:
-        result = run_cli("run", "-c", str(fresh_lab.layout.config_path), "--yes")
+        result = run_cli("run", "-c", config, "--yes", "--until", "catch-up")
+        assert result.returncode == 0, result.stdout + result.stderr
+        writer.routed = True  # client v2 is deployed: rs2's half no longer goes to rs1
+        result = run_cli("run", "-c", config, "--yes")
     finally:
         writer.stop()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -59,6 +63,9 @@ def test_full_split_with_a_writer_that_never_fails(fresh_lab: Lab) -> None:
     assert _counts(rs2_client(fresh_lab)) == before
     on_rs1 = {d["_id"] for d in rs1_client(fresh_lab).app.writer.find({}, {"_id": 1})}
     assert set(writer.acknowledged) <= on_rs1
+    # The catch-up brought rs2 every acknowledged write of its half.
+    on_rs2 = {d["_id"] for d in rs2_client(fresh_lab).app.writer.find({}, {"_id": 1})}
+    assert {n for n in writer.acknowledged if n % 2} <= on_rs2
 
 
 @pytest.mark.parametrize("crash_points", [[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from splitter.catchup import read_status
 from splitter.errors import SplitterError
 from splitter.steps.context import StepContext
 from splitter.steps.registry import STEP_IDS
@@ -30,7 +31,7 @@ def collect_status(ctx: StepContext) -> dict[str, Any]:
         "waiting_gate": ctx.state.waiting_gate,
         "split_optime": ctx.state.data.get("split_optime"),
         "cutover": ctx.state.cutover,
-        "catch_up": ctx.state.data.get("catch_up_status"),
+        "catch_up": read_status(ctx.store.dir, ctx.target_name),
         "topology": {ctx.source_name: _topology(ctx, ctx.keep_hosts),
                      ctx.target_name: _topology(ctx, ctx.move_hosts)},
     }

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+from splitter.catchup import CatchUpWorker, PositionStore
+from splitter.catchup.position import ts_from_json
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
+
+INITIAL_DRAIN_TIMEOUT = 1800.0
+
+
+def make_worker(ctx: StepContext) -> CatchUpWorker:
+    """The same worker, with the same position file, in step 11, during the last gate, and after a crash."""
+    split = ts_from_json(ctx.state.data["split_optime"])
+    return CatchUpWorker(ctx.rs1(), ctx.rs2(), ctx.config.routing, ctx.target_name, ctx.store.dir, split,
+                         progress=ctx.progress)
 
 
 class CatchUp(Step):
     id = "catch-up"
     title = "Catch up rs2 with rs1's writes of rs2's half since the split optime"
     reversible = False
-    placeholder = True
 
     def describe(self, ctx: StepContext) -> list[str]:
-        return ["(placeholder until the catch-up worker lands) change stream on rs1 from the split optime + 1"]
+        split = ctx.state.data.get("split_optime")
+        start = f"{split['t']}:{split['i'] + 1}" if split else "split optime + 1"
+        return [f"change stream on {ctx.source_name} (routed databases {', '.join(ctx.config.routing.databases)}) "
+                f"from {start}, showExpandedEvents, fullDocument updateLookup",
+                f"apply {ctx.target_name}'s half into {ctx.target_name} in ordered bulk batches (upsert/replace by "
+                "_id, delete by _id, key moved out -> delete, index create/drop); resume token saved per batch",
+                f"drain to {ctx.source_name}'s latest write now; keeps running while deploy-client-v2 waits"]
 
     def apply(self, ctx: StepContext) -> None:
-        return None
+        stats = make_worker(ctx).drain(quiet_seconds=0, timeout=INITIAL_DRAIN_TIMEOUT)
+        ctx.progress(f"catch-up: {stats.applied} applied, {stats.deleted} deleted, {stats.skipped} skipped "
+                     f"({stats.rate_per_second:.0f}/s)")
 
     def verify(self, ctx: StepContext) -> None:
-        self.check("split_optime" in ctx.state.data, "no split optime recorded")
+        position = PositionStore(ctx.store.dir, ctx.target_name).load()
+        self.check(position is not None, "the catch-up has no saved position")
+        self.check(position.applied_through >= ts_from_json(ctx.state.data["split_optime"]),  # type: ignore
+                   "the catch-up position is behind the split optime")

@@ -1,0 +1,227 @@
+"""Pure tests of the catch-up translation (change event -> target writes), the position file and error triage."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import Int64, ObjectId, Timestamp
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.errors import AutoReconnect, BulkWriteError, NotPrimaryError, OperationFailure
+
+from splitter.catchup.apply import UnsupportedChange, get_path, translate, update_touches_key
+from splitter.catchup.position import Position, PositionStore, next_timestamp, read_status, token_time
+from splitter.catchup.source import history_lost_error, is_history_lost, is_transient
+from splitter.errors import OperationalError
+from splitter.routing import Routing
+
+ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None, "shop": "customer"},
+                  collections={"app.orders": "owner.id"}, exclude=["app.audit"])
+ODD = {"user_id": {"$type": ["int", "long"], "$mod": [2, 1]}}
+
+
+def event(op: str, coll: str = "users", db: str = "app", **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"_id": {"_data": "82AA"}, "operationType": op, "ns": {"db": db, "coll": coll},
+                           "clusterTime": Timestamp(100, 1)}
+    doc.update(extra)
+    return doc
+
+
+def doc_event(op: str, _id: Any, full: dict[str, Any] | None, coll: str = "users", **extra: Any) -> dict[str, Any]:
+    return event(op, coll, documentKey={"_id": _id}, fullDocument=full, **extra)
+
+
+def upd(fields: dict[str, Any] | None = None, removed: list[str] | None = None) -> dict[str, Any]:
+    return {"updateDescription": {"updatedFields": fields or {}, "removedFields": removed or [],
+                                  "truncatedArrays": []}}
+
+
+def run(ev: dict[str, Any], target: str = "rs2"):
+    return translate(ev, ROUTING, target)
+
+
+# -- documents -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("op", ["insert", "replace", "update"])
+def test_target_half_document_is_upserted(op: str) -> None:
+    full = {"_id": 3, "user_id": 3, "name": "c"}
+    tr = run(doc_event(op, 3, full, **(upd({"name": "c"}) if op == "update" else {})))
+    assert tr.outcome == "applied" and tr.namespace == ("app", "users")
+    assert tr.writes == [ReplaceOne({"_id": 3}, full, upsert=True)]
+
+
+def test_int64_key_counts_as_integer() -> None:
+    full = {"_id": ObjectId(), "user_id": Int64(7)}
+    assert run(doc_event("insert", full["_id"], full)).writes == [ReplaceOne({"_id": full["_id"]}, full, upsert=True)]
+
+
+def test_other_half_insert_and_plain_update_are_skipped() -> None:
+    assert run(doc_event("insert", 4, {"_id": 4, "user_id": 4})).outcome == "skipped"
+    tr = run(doc_event("update", 4, {"_id": 4, "user_id": 4, "n": 1}, **upd({"n": 1})))
+    assert tr.outcome == "skipped" and tr.writes == []
+
+
+def test_key_moved_out_of_the_target_half_deletes_it() -> None:
+    tr = run(doc_event("update", 3, {"_id": 3, "user_id": 4}, **upd({"user_id": 4})))
+    assert tr.outcome == "applied"
+    assert tr.writes == [DeleteOne({"_id": 3, **ODD})]
+
+
+def test_key_moved_into_the_target_half_upserts_it() -> None:
+    full = {"_id": 4, "user_id": 5}
+    tr = run(doc_event("update", 4, full, **upd({"user_id": 5})))
+    assert tr.writes == [ReplaceOne({"_id": 4}, full, upsert=True)]
+
+
+def test_replace_into_the_other_half_deletes_from_the_target() -> None:
+    assert run(doc_event("replace", 3, {"_id": 3, "user_id": 8})).writes == [DeleteOne({"_id": 3, **ODD})]
+
+
+def test_update_whose_document_is_gone_deletes_it() -> None:
+    tr = run(doc_event("update", 3, None, **upd({"name": "x"})))
+    assert tr.writes == [DeleteOne({"_id": 3, **ODD})]
+
+
+@pytest.mark.parametrize("value", [None, "7", 7.0, True])
+def test_unclaimed_documents_are_never_written(value: Any) -> None:
+    full = {"_id": 9, "name": "n"} if value is None else {"_id": 9, "user_id": value}
+    tr = run(doc_event("insert", 9, full))
+    assert tr.outcome == "unclaimed" and tr.writes == []
+    tr = run(doc_event("update", 9, full, **upd({"name": "n"})))
+    assert tr.outcome == "unclaimed" and tr.writes == []
+
+
+def test_key_removed_makes_the_document_unclaimed_and_deletes_it() -> None:
+    tr = run(doc_event("update", 9, {"_id": 9, "name": "n"}, **upd(removed=["user_id"])))
+    assert tr.outcome == "unclaimed" and tr.writes == [DeleteOne({"_id": 9, **ODD})]
+
+
+def test_delete_is_by_id_within_the_target_half() -> None:
+    tr = run(event("delete", "events", documentKey={"_id": "e1"}))
+    assert tr.outcome == "applied" and tr.writes == [DeleteOne({"_id": "e1", **ODD})]
+
+
+def test_per_collection_and_per_database_keys() -> None:
+    full = {"_id": 1, "owner": {"id": 11}, "user_id": 2}
+    assert run(doc_event("insert", 1, full, coll="orders")).outcome == "applied"
+    tr = run(doc_event("update", 1, {"_id": 1, "owner": {"id": 12}}, coll="orders", **upd({"owner": {"id": 12}})))
+    assert tr.writes == [DeleteOne({"_id": 1, "owner.id": {"$type": ["int", "long"], "$mod": [2, 1]}})]
+    shop = event("insert", "carts", db="shop", documentKey={"_id": 1}, fullDocument={"_id": 1, "customer": 5})
+    assert run(shop).outcome == "applied"
+    assert run(shop, target="rs1").outcome == "skipped"
+
+
+def test_key_on_id_uses_and() -> None:
+    routing = Routing(remainders={"a": 0, "b": 1}, databases={"app": "_id"})
+    tr = translate(event("delete", documentKey={"_id": 5}), routing, "b")
+    assert tr.writes == [DeleteOne({"$and": [{"_id": 5}, {"_id": {"$type": ["int", "long"], "$mod": [2, 1]}}]})]
+
+
+def test_negative_keys_follow_the_server() -> None:  # -3 % 2 is -1 on the server: no set claims it
+    assert run(doc_event("insert", 1, {"_id": 1, "user_id": -3})).outcome == "unclaimed"
+
+
+@pytest.mark.parametrize("ns", [("app", "audit"), ("other", "users"), ("app", "system.views")])
+def test_namespaces_that_are_not_routed_are_skipped(ns: tuple[str, str]) -> None:
+    ev = event("insert", ns[1], db=ns[0], documentKey={"_id": 1}, fullDocument={"_id": 1, "user_id": 1})
+    tr = run(ev)
+    assert tr.outcome == "skipped" and tr.writes == []
+
+
+def test_update_touches_key_paths() -> None:
+    assert update_touches_key(upd({"user_id": 1}), "user_id")
+    assert update_touches_key(upd({"owner": {"id": 1}}), "owner.id")
+    assert update_touches_key(upd({"owner.id": 1}), "owner")
+    assert not update_touches_key(upd({"user_idx": 1}), "user_id")
+    assert update_touches_key({"updateDescription": {"truncatedArrays": [{"field": "user_id", "newSize": 0}]}},
+                              "user_id")
+    assert get_path({"a": {"b": 3}}, "a.b") == 3 and get_path({"a": 1}, "a.b") is None
+
+
+# -- indexes and fatal events --------------------------------------------------------------------------
+def test_create_and_drop_indexes() -> None:
+    spec = {"v": 2, "key": {"seq": 1}, "name": "seq_1", "sparse": True}
+    tr = run(event("createIndexes", "events", operationDescription={"indexes": [spec]}))
+    assert tr.outcome == "index" and tr.index is not None
+    assert tr.index.action == "create" and tr.index.create_specs() == [spec]
+    tr = run(event("dropIndexes", "events", operationDescription={"indexes": [spec]}))
+    assert tr.index is not None and tr.index.action == "drop" and tr.index.names == ["seq_1"]
+    tr = run(event("createIndexes", "audit", operationDescription={"indexes": [spec]}))
+    assert tr.outcome == "skipped" and tr.index is None
+
+
+@pytest.mark.parametrize("ev", [
+    event("drop", "users"),
+    event("rename", "users", to={"db": "app", "coll": "users_old"}),
+    event("rename", "tmp_x", to={"db": "app", "coll": "users"}),
+    event("dropDatabase", db="app", ns={"db": "app"}),
+    event("invalidate"),
+])
+def test_drop_rename_and_drop_database_stop_the_catch_up(ev: dict[str, Any]) -> None:
+    with pytest.raises(UnsupportedChange) as info:
+        run(ev)
+    assert isinstance(info.value, OperationalError)
+    assert "rs1" in info.value.message and info.value.hint
+
+
+def test_drop_of_a_collection_that_is_not_routed_is_fine() -> None:
+    assert run(event("drop", "audit")).outcome == "skipped"
+    assert run(event("dropDatabase", db="other", ns={"db": "other"})).outcome == "skipped"
+
+
+def test_collmod_is_skipped_with_a_note() -> None:
+    tr = run(event("modify", "users", operationDescription={"validator": {}}))
+    assert tr.outcome == "skipped" and tr.note and "rs2" in tr.note
+    assert run(event("create", "new", operationDescription={"idIndex": {}})).note is None
+
+
+# -- position file -------------------------------------------------------------------------------------
+def test_position_roundtrip_atomic_and_private(tmp_path: Path) -> None:
+    store = PositionStore(tmp_path / "state", "rs2")
+    assert store.load() is None and read_status(tmp_path / "state", "rs2") is None
+    pos = Position("rs2", Timestamp(1700000000, 5))
+    assert pos.applied_through == Timestamp(1700000000, 5)
+    pos.resume_token = {"_data": "826553F1000000000A2B022C0100296E5A1004"}
+    pos.resume_time = token_time(pos.resume_token)
+    pos.counters["applied"] = 7
+    store.save(pos)
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    raw = json.loads(store.path.read_text())
+    assert raw["split_optime"] == {"t": 1700000000, "i": 5}
+    assert raw["resume_token"] == "826553F1000000000A2B022C0100296E5A1004"
+    assert raw["resume_time"] == {"t": 0x6553F100, "i": 10}
+    loaded = store.load()
+    assert loaded is not None and loaded.resume_token == pos.resume_token and loaded.counters["applied"] == 7
+    assert loaded.applied_through == Timestamp(0x6553F100, 10)
+    status = read_status(tmp_path / "state", "rs2")
+    assert status is not None and status["applied_through"] == {"t": 0x6553F100, "i": 10}
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["catchup-rs2.json"]
+
+
+def test_token_time_and_next_timestamp() -> None:
+    assert token_time({"_data": "826B047585000001522B02"}) == Timestamp(0x6B047585, 0x152)
+    assert token_time(None) is None and token_time({"_data": "XYZ"}) is None
+    assert next_timestamp(Timestamp(5, 1)) == Timestamp(5, 2)
+    assert next_timestamp(Timestamp(5, 0xFFFFFFFF)) == Timestamp(6, 0)
+
+
+def test_unreadable_position_is_an_operational_error(tmp_path: Path) -> None:
+    (tmp_path / "catchup-rs2.json").write_text("{not json")
+    with pytest.raises(OperationalError):
+        PositionStore(tmp_path, "rs2").load()
+
+
+# -- error triage --------------------------------------------------------------------------------------
+def test_error_triage() -> None:
+    assert is_transient(AutoReconnect("x")) and is_transient(NotPrimaryError("x"))
+    assert is_transient(OperationFailure("x", code=11602))
+    assert not is_transient(OperationFailure("x", code=11000))
+    assert not is_transient(OperationFailure("history", code=286))
+    assert is_history_lost(OperationFailure("history", code=286))
+    assert is_transient(BulkWriteError({"writeErrors": [], "writeConcernErrors": [{"code": 64}]}))
+    assert not is_transient(BulkWriteError({"writeErrors": [{"code": 11000}], "writeConcernErrors": []}))
+    err = history_lost_error("rs2", Timestamp(1, 0), None, "oldest is 5:1")
+    assert "split optime 1:0 is no longer in rs1's oplog" in err.message and "re-split" in (err.hint or "")
