@@ -12,6 +12,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from rich.table import Table
 
+from splitter.cli.cleanup_cmd import cleanup
 from splitter.cli.output import console, say
 from splitter.engine.gates import GateKeeper
 from splitter.engine.lock import StateLock
@@ -105,6 +106,8 @@ def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool) -> None:
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()
             finally:
                 lock.release()
+        say("cleanup: one pass per set (each deletes the other set's half, interlocked, w:majority)")
+        cleanup.main(["-c", str(lab.layout.config_path), "--set", "both"], standalone_mode=False)
         _summary(lab, writer)
         say(f"demo finished in {time.monotonic() - started:.0f}s")
     finally:

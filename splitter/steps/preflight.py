@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from splitter.cluster.lag import LagReader
 from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
 from splitter.steps.base import Step
@@ -87,12 +88,14 @@ class Preflight(Step):
         bad = [f"{m.host}={m.state}" for m in status.members if m.state not in ("PRIMARY", "SECONDARY")]
         if bad:
             raise PreflightRefused(f"members not healthy: {', '.join(bad)}", hint="wait until all are healthy")
-        primary = status.primary
         max_lag = parse_duration(ctx.config.planning.max_member_lag)
-        for m in status.members:
-            if primary and primary.optime and m.optime and primary.optime.time - m.optime.time > max_lag:
-                raise PreflightRefused(f"{m.host} lags {primary.optime.time - m.optime.time}s behind the primary "
-                                       f"(limit {max_lag:.0f}s)")
+        reading = LagReader(ctx.rs1()).read()
+        if reading.error:
+            raise PreflightRefused(f"cannot measure replication lag: {reading.error}")
+        for host, lag in reading.lags.items():
+            if lag > max_lag:
+                raise PreflightRefused(f"{host} lags {lag:.0f}s behind the primary (limit {max_lag:.0f}s)",
+                                       hint="wait until it has caught up, or raise planning.max_member_lag")
 
     def _versions_disk_oplog(self, ctx: StepContext) -> None:
         facts = {h: ctx.inspector.server_facts(h) for h in ctx.keep_hosts + ctx.move_hosts}

@@ -1,0 +1,270 @@
+"""Deletes, from one set, the documents of the other set's half, batch by batch along the `_id` index.
+
+Touches: this set (finds, deletes with w:"majority", replSetGetStatus), the other set (reads `_id`s for the
+interlock, read concern majority), and the position files under the state dir (not in a dry run).
+
+A batch: the next `_id`s after the saved position whose key routes to the other set; the other set is asked
+which of them it holds; only those are deleted (still filtered by the other half). The position is saved with
+the batch "in flight" before the delete and with the batch done after it, so a SIGKILL at any point loses
+nothing, skips nothing, and the rerun counts exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from bson import json_util
+from bson.json_util import CANONICAL_JSON_OPTIONS
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from splitter.cleanup.control import RunControl
+from splitter.cleanup.position import InFlight, Position, PositionStore
+from splitter.cleanup.progress import NullProgress, ProgressSink
+from splitter.cleanup.report import CollectionReport, SetReport
+from splitter.cleanup.throttle import Decision, Limits, Observation, Throttler
+from splitter.cluster.lag import LagReader, LagReading
+from splitter.errors import OperationalError
+from splitter.routing import RoutedCollection, Routing
+
+DELETE_CONCERN = WriteConcern("majority", wtimeout=60_000)
+TRANSIENT = (AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError)
+MAX_TRANSIENT = 10
+TRANSIENT_PAUSE = 2.0
+
+
+class LagSource(Protocol):
+    def read(self) -> LagReading: ...
+
+
+def _key(value: Any) -> str:
+    return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
+
+
+class CleanupWorker:
+    """One set's cleanup run; `run()` returns its SetReport. Only waits as the Throttler decides."""
+
+    def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
+                 state_dir: Path, limits: Limits | None = None, batch_size: int = 500, dry_run: bool = False,
+                 control: RunControl | None = None, progress: ProgressSink | None = None,
+                 lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.routing = routing
+        self.set_name = set_name
+        self.other_set = routing.other_set(set_name)
+        self.this = this
+        self.other = other
+        self.throttler = Throttler(limits or Limits())
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.positions = PositionStore(state_dir, set_name, persist=not dry_run)
+        self.control = control or RunControl(state_dir)
+        self.progress: ProgressSink = progress or NullProgress()
+        self.lag = lag_reader or LagReader(this)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.report = SetReport(set_name, self.other_set, dry_run=dry_run)
+        self._deleted = 0
+        self._started = 0.0
+
+    # -- public ---------------------------------------------------------------------------------------
+    def routed_collections(self) -> list[RoutedCollection]:
+        """Routed collections (not views) present on this set, in a stable order."""
+        present = set(self.this.list_database_names())
+        result = []
+        for db_name in sorted(d for d in self.routing.databases if d in present):
+            for name in sorted(self.this[db_name].list_collection_names(filter={"type": "collection"})):
+                routed = self.routing.routed(db_name, name)
+                if routed is not None:
+                    result.append(routed)
+        return result
+
+    def run(self) -> SetReport:
+        self._started = self.monotonic()
+        opening = self.throttler.opening(self.clock())
+        if opening.action == "stop":
+            return self._finish(opening, [])
+        routed = self._retrying(self.routed_collections)
+        positions = {c.namespace: self.positions.load(c.namespace) for c in routed}
+        if not self.dry_run:
+            for c in routed:
+                self._retrying(lambda c=c: self._recover(c, positions[c.namespace]))
+        self.progress.start(self.set_name, self._retrying(lambda: self._expected(routed, positions)))
+        stop: Decision | None = None
+        for c in routed:
+            if positions[c.namespace].done:
+                continue
+            stop = self._walk(c, positions[c.namespace])
+            if stop is not None:
+                break
+        return self._finish(stop or Decision.stop("every routed collection was walked to the end", "done"),
+                            routed, positions)
+
+    # -- the walk -------------------------------------------------------------------------------------
+    def _walk(self, routed: RoutedCollection, pos: Position) -> Decision | None:
+        coll = self.this[routed.database][routed.collection]
+        other = self.other[routed.database].get_collection(routed.collection, read_concern=ReadConcern("majority"))
+        half = self.routing.half_filter(routed.key, self.other_set)
+        while True:
+            decision = self._await_go()
+            if decision is not None:
+                return decision
+            started = self.monotonic()
+            more = self._retrying(lambda: self._batch(coll, other, half, pos))
+            if not more:
+                return None
+            rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed())
+            self.control.wait(rest)
+
+    def _batch(self, coll: Collection, other: Collection, half: dict[str, Any], pos: Position) -> bool:
+        """One batch; False when the collection has nothing more to examine."""
+        if pos.in_flight is not None and not self.dry_run:
+            self._recover_batch(coll, half, pos)
+        quota = self.throttler.batch_quota(self._deleted, self.batch_size)
+        if quota <= 0:
+            return True  # --max-docs reached; the throttler stops before the next batch
+        ids = self._candidates(coll, half, pos, quota)
+        if not ids:
+            pos.done = True
+            self.positions.save(pos)
+            return False
+        on_other = {_key(d["_id"]) for d in other.find({"_id": {"$in": ids}}, {"_id": 1})}
+        allowed = [i for i in ids if _key(i) in on_other]
+        kept = [i for i in ids if _key(i) not in on_other]
+        if self.dry_run:
+            deleted = len(allowed)
+        else:
+            pos.in_flight = InFlight(ids, len(allowed))
+            self.positions.save(pos)
+            deleted = 0
+            if allowed:
+                result = coll.with_options(write_concern=DELETE_CONCERN).delete_many(
+                    {"$and": [{"_id": {"$in": allowed}}, half]})
+                deleted = result.deleted_count
+            pos.in_flight = None
+        pos.started, pos.last_id = True, ids[-1]
+        pos.deleted += deleted
+        pos.note_kept(kept)
+        pos.batches += 1
+        self.positions.save(pos)
+        rep = self._collection_report(coll.full_name)
+        rep.deleted += deleted
+        rep.kept_by_interlock += len(kept)
+        self._deleted += deleted
+        self.progress.advance(self.set_name, deleted)
+        return True
+
+    def _candidates(self, coll: Collection, half: dict[str, Any], pos: Position, limit: int) -> list[Any]:
+        """The next `limit` `_id`s of the other half after the position, in `_id` index order (all BSON types)."""
+        if not pos.started:
+            cursor = coll.find(half, {"_id": 1}).hint([("_id", 1)])
+        else:
+            cursor = coll.find({"$and": [half, {"_id": {"$ne": pos.last_id}}]}, {"_id": 1}).hint([("_id", 1)])
+            cursor = cursor.min([("_id", pos.last_id)])  # inclusive lower bound in index order, across types
+        return [d["_id"] for d in cursor.limit(limit).batch_size(limit)]
+
+    def _recover(self, routed: RoutedCollection, pos: Position) -> None:
+        if pos.in_flight is not None:
+            coll = self.this[routed.database][routed.collection]
+            self._recover_batch(coll, self.routing.half_filter(routed.key, self.other_set), pos)
+
+    def _recover_batch(self, coll: Collection, half: dict[str, Any], pos: Position) -> None:
+        """A batch was interrupted between its delete and its record: count what it deleted, keep the position
+        (the rest of that batch is examined again)."""
+        assert pos.in_flight is not None
+        still = coll.count_documents({"$and": [{"_id": {"$in": pos.in_flight.ids}}, half]})
+        pos.deleted += len(pos.in_flight.ids) - still
+        pos.in_flight = None
+        self.positions.save(pos)
+
+    # -- throttling -----------------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        return self.monotonic() - self._started
+
+    def _observe(self) -> Observation:
+        reading = LagReading()
+        if self.throttler.limits.max_lag is not None and not self.dry_run:
+            reading = self.lag.read()
+        return Observation(now=self.clock(), elapsed=self._elapsed(), deleted=self._deleted, lags=reading.lags,
+                           lag_error=reading.error, paused=self.control.paused(),
+                           stop_requested=self.control.stop_requested)
+
+    def _await_go(self) -> Decision | None:
+        """Waits while the throttler says wait; returns its stop decision, or None to go."""
+        waited = False
+        while True:
+            decision = self.throttler.decide(self._observe())
+            if decision.action == "go":
+                if waited:
+                    self.progress.status(self.set_name, "deleting")
+                return None
+            if decision.action == "stop":
+                return decision
+            waited = True
+            self.progress.status(self.set_name, decision.reason)
+            self.report.last_wait = decision.reason
+            began = self.monotonic()
+            self.control.wait(decision.seconds)
+            self.report.waits[decision.kind] = self.report.waits.get(decision.kind, 0.0) + self.monotonic() - began
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        failures = 0
+        while True:
+            try:
+                return action()
+            except TRANSIENT as exc:
+                failures += 1
+                if failures >= MAX_TRANSIENT:
+                    raise OperationalError(f"cleanup of {self.set_name}: {failures} transient errors in a row, "
+                                           f"last: {exc}", hint="check the set's health; the position is "
+                                           "saved, rerun the same command to continue") from exc
+                self.progress.status(self.set_name, f"transient error ({type(exc).__name__}); retrying")
+                self.control.wait(TRANSIENT_PAUSE)
+
+    # -- report ---------------------------------------------------------------------------------------
+    def _collection_report(self, namespace: str) -> CollectionReport:
+        for rep in self.report.collections:
+            if rep.namespace == namespace:
+                return rep
+        rep = CollectionReport(namespace)
+        self.report.collections.append(rep)
+        return rep
+
+    def _expected(self, routed: list[RoutedCollection], positions: dict[str, Position]) -> int:
+        """About how many documents this run will delete (for the bar and its ETA)."""
+        total = 0
+        for c in routed:
+            pos = positions[c.namespace]
+            if not pos.done:
+                count = self.this[c.database][c.collection].count_documents(
+                    self.routing.half_filter(c.key, self.other_set))
+                total += max(count - pos.kept_by_interlock, 0)
+        limit = self.throttler.limits.max_docs
+        return min(total, limit) if limit is not None else total
+
+    def _finish(self, stop: Decision, routed: list[RoutedCollection],
+                positions: dict[str, Position] | None = None) -> SetReport:
+        self.report.stop_kind, self.report.stop_reason = stop.kind, stop.reason
+        for c in routed:
+            pos = (positions or {})[c.namespace]
+            rep = self._collection_report(c.namespace)
+            coll = self.this[c.database][c.collection]
+            rep.remaining = self._retrying(
+                lambda coll=coll, c=c: coll.count_documents(self.routing.half_filter(c.key, self.other_set)))
+            rep.bad_keys = self._retrying(lambda coll=coll, c=c: coll.count_documents(
+                self.routing.unclaimed_filter(c.key)))
+            rep.deleted_total, rep.kept_total, rep.kept_sample = pos.deleted, pos.kept_by_interlock, pos.kept_sample
+            rep.done = pos.done
+        self.report.collections.sort(key=lambda r: r.namespace)
+        self.report.elapsed = self._elapsed()
+        self.progress.status(self.set_name, stop.reason)
+        return self.report
