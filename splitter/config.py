@@ -198,4 +198,8 @@ def load_config(path: str | Path) -> SplitConfig:
         config = SplitConfig.model_validate({**data, "config_path": str(path.resolve())})
     except ValidationError as exc:
         raise BadInput(_format_error(path, exc)) from exc
-    return config
+    # Credential files, like every path in the file, are relative to the file's own directory.
+    creds = config.credentials
+    resolved = {k: str(config.resolve(v)) for k in ("username_file", "password_file", "tls_ca_file")
+                if (v := getattr(creds, k))}
+    return config.model_copy(update={"credentials": creds.model_copy(update=resolved)}) if resolved else config

@@ -100,7 +100,9 @@ def test_every_write_of_rs2s_half_reaches_rs2_and_verify_passes(fresh_lab: Lab) 
     assert status["cutover"] and status["cutover"]["verified"]
     result = run_cli("verify", "-c", str(fresh_lab.layout.config_path), "--json")
     assert result.returncode == 0, result.stderr
-    assert all(r["ok"] for r in json.loads(result.stdout)["results"])
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["halves"] == ["rs2"] and len(report["collections"]) == 3
+    assert all(r["ok"] for r in report["collections"])
 
     # A deliberately altered document on rs2 is found and named.
     victim = next(iter(half_snapshot(rs2_client(fresh_lab), "events", 1)))

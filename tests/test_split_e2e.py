@@ -9,9 +9,16 @@ import signal
 import pytest
 
 from splitter.lab.lab import Lab
-from tests.helpers import Writer, fingerprint, rs1_client, rs2_client, run_cli, state_file
+from tests.helpers import Writer, fingerprint, half_snapshot, rs1_client, rs2_client, run_cli, state_file
 
 pytestmark = pytest.mark.mongod
+
+
+CLEANED = ("users", "events", "sessions", "writer")
+
+
+def _ids(client, collection: str, remainder: int) -> set:
+    return set(half_snapshot(client, collection, remainder))
 
 
 def _counts(client) -> dict[str, int]:
@@ -43,9 +50,12 @@ def test_plan_changes_nothing_and_lists_every_step(shared_lab: Lab) -> None:
     assert not state_file(shared_lab).exists() or "done" not in state_file(shared_lab).read_text()
 
 
-def test_full_split_with_a_writer_that_never_fails(fresh_lab: Lab) -> None:
+def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) -> None:
+    """Issue 3 (split, 0 failed writes) and issue 5 (cleanup leaves exactly each half) on one lab."""
     before = _counts(rs1_client(fresh_lab))
     config = str(fresh_lab.layout.config_path)
+    refused = run_cli("cleanup", "-c", config, "--set", "both")
+    assert refused.returncode == 1 and "cutover" in refused.stderr, refused.stderr
     writer = Writer(rs1_client(fresh_lab)).start()
     try:
         result = run_cli("run", "-c", config, "--yes", "--until", "catch-up")
@@ -67,6 +77,30 @@ def test_full_split_with_a_writer_that_never_fails(fresh_lab: Lab) -> None:
     on_rs2 = {d["_id"] for d in rs2_client(fresh_lab).app.writer.find({}, {"_id": 1})}
     assert {n for n in writer.acknowledged if n % 2} <= on_rs2
 
+    rs1, rs2 = rs1_client(fresh_lab), rs2_client(fresh_lab)
+    even = {c: _ids(rs1, c, 0) for c in CLEANED}
+    odd = {c: _ids(rs2, c, 1) for c in CLEANED}
+    assert odd["writer"] == {n for n in writer.acknowledged if n % 2}  # caught up, then kept by rs2
+    assert even["writer"] == {n for n in writer.acknowledged if n % 2 == 0}
+
+    result = run_cli("cleanup", "-c", config, "--set", "both", "--json", "--batch-size", "300")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["ok"]
+    by_set = {s["set"]: s for s in report["sets"]}
+    assert by_set["rs1"]["deleted"] == sum(len(odd[c]) for c in CLEANED)
+    assert by_set["rs2"]["deleted"] == sum(len(even[c]) for c in CLEANED)
+    assert by_set["rs1"]["kept_by_interlock"] == 0 and by_set["rs1"]["bad_keys"] == 0
+    for c in CLEANED:
+        assert _ids(rs1, c, 0) == even[c] and _ids(rs1, c, 1) == set(), c
+        assert _ids(rs2, c, 1) == odd[c] and _ids(rs2, c, 0) == set(), c
+        assert rs1.app[c].count_documents({}) == len(even[c])
+        assert rs2.app[c].count_documents({}) == len(odd[c])
+
+    again = run_cli("cleanup", "-c", config, "--set", "both", "--json")
+    assert again.returncode == 0, again.stderr
+    assert all(s["deleted"] == 0 for s in json.loads(again.stdout.strip().splitlines()[-1])["sets"])
+
 
 @pytest.mark.parametrize("crash_points", [[
     "stop-moving-nodes:shutdown:1",
@@ -81,6 +115,9 @@ def test_sigkill_inside_steps_then_resume(fresh_lab: Lab, crash_points: list[str
         assert result.returncode == -signal.SIGKILL, (point, result.stdout, result.stderr)
         state = json.loads(state_file(fresh_lab).read_text())
         assert state["steps"][point.split(":")[0]]["state"] == "running", point
+        if point.startswith("rewrite-replset-config"):
+            refused = run_cli("rollback", "-c", config)
+            assert refused.returncode == 1 and "only goes forward" in refused.stderr, refused.stderr
     result = run_cli("run", "-c", config, "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already complete" in result.stdout or "resuming" in result.stdout
@@ -117,11 +154,3 @@ def test_until_step_and_rollback_after_remove_moving_nodes(fresh_lab: Lab) -> No
     with rs1_client(fresh_lab) as client:
         conf = client.admin.command("replSetGetConfig")["config"]
     assert all(m["votes"] == 1 and m["priority"] == 1 and not m.get("arbiterOnly") for m in conf["members"])
-
-
-def test_rollback_refused_after_point_of_no_return(fresh_lab: Lab) -> None:
-    config = str(fresh_lab.layout.config_path)
-    assert run_cli("run", "-c", config, "--yes", "--until", "rewrite-replset-config").returncode == 0
-    result = run_cli("rollback", "-c", config)
-    assert result.returncode == 1
-    assert "rollback refused" in result.stderr and "only goes forward" in result.stderr

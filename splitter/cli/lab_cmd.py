@@ -28,12 +28,20 @@ def lab() -> None:
 @click.option("--docs", default=20_000, show_default=True, help="Documents to load into app.*.")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Reuse (or save) a cleanly shut down, loaded copy of the dbpaths here.")
-def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None) -> None:
+@click.option("--auth", is_flag=True, help="keyFile between members and a SCRAM admin user (name and password in "
+              "DIR/secrets, named in split.yaml's credentials).")
+@click.option("--tls", is_flag=True, help="requireTLS with a self-signed CA and certificate (DIR/secrets/ca.pem).")
+def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None, auth: bool, tls: bool) -> None:
     """Start rs1 (node1..node4), wait for PRIMARY on node1, load data, write split.yaml and inventory.yml."""
     the_lab = Lab(lab_dir, base_port, progress=lambda m: console.print(f"[dim]·[/] {m}"))
-    the_lab.up(docs, cache=cache)
+    the_lab.up(docs, cache=cache, auth=auth, tls=tls)
+    files = the_lab.security.files
     console.print(f"lab is up in {the_lab.layout.root}")
     console.print(f"  connect:   {the_lab.layout.connection_string}")
+    if auth:
+        console.print(f"  user:      {files.username()} (password in {files.password_file})")
+    if tls:
+        console.print(f"  TLS CA:    {files.ca_file}")
     console.print(f"  config:    {the_lab.layout.config_path}")
     console.print(f"  inventory: {the_lab.layout.inventory_path}")
     console.print(f"  next:      splitter plan -c {the_lab.layout.config_path}")

@@ -24,7 +24,7 @@ def request_shutdown(host: str, timeout_secs: int = 10, *, force: bool = True, c
     except (AutoReconnect, ConnectionFailure):
         return True
     except OperationFailure as exc:
-        if exc.code == 13:  # Unauthorized: let the host manager stop it instead
+        if exc.code in (13, 18):  # Unauthorized / AuthenticationFailed (arbiters hold no users): host manager
             return False
         raise
     except PyMongoError:

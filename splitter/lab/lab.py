@@ -21,6 +21,7 @@ from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.lab.dataload import load_documents
 from splitter.lab.layout import DATA_NODES, SOURCE_SET, LabHost, LabLayout
 from splitter.lab.processes import mongod_alive, port_in_use, read_pid, terminate
+from splitter.lab.security import ADMIN_ROLES, REPLSET_ROLE, REPLSET_ROLE_PRIVILEGES, LabSecurity
 from splitter.mongod_binary import find_mongod
 
 LAB_SETTINGS = {"electionTimeoutMillis": 3000, "heartbeatIntervalMillis": 1000}
@@ -58,23 +59,35 @@ def _wait(what: str, check: Callable[[], bool], timeout: float, interval: float 
 class Lab:
     """One lab directory. All starts and stops go through the mongod_start / mongod_stop playbooks."""
 
-    def __init__(self, root: Path, base_port: int = 27017, progress: Progress = _quiet) -> None:
+    def __init__(self, root: Path, base_port: int = 27017, progress: Progress = _quiet, *, auth: bool = False,
+                 tls: bool = False) -> None:
         self.layout = LabLayout(Path(root).resolve(), base_port)
         self.progress = progress
+        self.security = LabSecurity(self.layout.root, auth, tls)
 
     @classmethod
     def existing(cls, root: Path, progress: Progress = _quiet) -> Lab:
         meta_path = Path(root).resolve() / "lab.json"
         if not meta_path.is_file():
             raise BadInput(f"no lab in {root} (no lab.json)", hint=f"start one: splitter lab up --dir {root}")
-        return cls(root, json.loads(meta_path.read_text())["base_port"], progress)
+        meta = json.loads(meta_path.read_text())
+        return cls(root, meta["base_port"], progress, auth=meta.get("auth", False), tls=meta.get("tls", False))
 
     @property
     def adapter(self) -> AnsibleAdapter:
         return AnsibleAdapter(self.layout.inventory_path, self.layout.root / ".ansible")
 
-    def _client(self, host: LabHost) -> MongoClient:
-        return MongoClient(host.host, directConnection=True, serverSelectionTimeoutMS=3000)
+    def client_options(self, *, system: bool = False) -> dict[str, Any]:
+        """TLS and credentials for a pymongo client of this lab (empty for a lab without auth and TLS)."""
+        return self.security.client_options(system=system)
+
+    def _client(self, host: LabHost, *, system: bool = False) -> MongoClient:
+        return MongoClient(host.host, directConnection=True, serverSelectionTimeoutMS=3000,
+                           **self.client_options(system=system))
+
+    def _set_client(self, *, system: bool = False) -> MongoClient:
+        return MongoClient(self.layout.connection_string, serverSelectionTimeoutMS=60000,
+                           **self.client_options(system=system))
 
     # -- up -----------------------------------------------------------------------------------------
     def _refuse_existing(self) -> None:
@@ -90,32 +103,45 @@ class Lab:
                            hint="stop what listens there or choose another --base-port")
 
     def up(self, docs: int = 20_000, cache: Path | None = None, inventory_vars: dict[str, Any] | None = None,
-           config_extra: dict[str, Any] | None = None) -> None:
+           config_extra: dict[str, Any] | None = None, *, auth: bool = False, tls: bool = False) -> None:
+        """Start rs1 and load it. `auth`: a keyFile and the SCRAM user splitter-admin (name and password in
+        DIR/secrets, named in split.yaml's `credentials:`); `tls`: a self-signed CA, requireTLS everywhere."""
         self._refuse_existing()
+        self.security = LabSecurity(self.layout.root, auth, tls)
         mongod_bin = find_mongod()
-        self.layout.write_files(mongod_bin, inventory_vars, config_extra)
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self.security.create_files()
+        self.layout.write_files(mongod_bin, {**(inventory_vars or {}), **self.security.inventory_vars()},
+                                {**self.security.credentials_config(), **(config_extra or {})})
         self.layout.meta_path.write_text(json.dumps({"base_port": self.layout.base_port, "docs": docs,
-                                                     "mongod": str(mongod_bin)}))
+                                                     "mongod": str(mongod_bin), "auth": auth, "tls": tls}))
         snapshot = self._snapshot_dir(cache, docs, mongod_bin, inventory_vars) if cache else None
         if snapshot and snapshot.is_dir():
             self.progress(f"restoring loaded dbpaths from {snapshot}")
             for host in self.layout.data_nodes:
                 shutil.copytree(snapshot / host.name, host.dbpath)
             self._start_rs1()
+            if auth:
+                self._admin_user(create=False)
             self._wait_primary_on_node1()
             return
         self._start_rs1()
         self._initiate()
+        if auth:
+            self._admin_user(create=True)
         self._wait_primary_on_node1()
         self.progress(f"loading {docs} documents into app.users, app.events, app.sessions")
-        with MongoClient(self.layout.connection_string, serverSelectionTimeoutMS=10000) as client:
+        with self._set_client() as client:
             load_documents(client, docs)
         if snapshot:
             self._save_snapshot(snapshot)
 
     def _snapshot_dir(self, cache: Path, docs: int, mongod_bin: Path, extra: dict[str, Any] | None) -> Path:
-        key = json.dumps([SNAPSHOT_FORMAT, self.layout.base_port, docs, str(mongod_bin), extra, LAB_SETTINGS],
-                         sort_keys=True, default=str)
+        # Whether the set has users is part of the dbpaths; the keyFile, the certificates (per-lab paths) and
+        # TLS itself are not, so an --auth --tls lab restores an --auth snapshot (and gets its own password).
+        # (Labs without auth keep the key they always had.)
+        parts = [SNAPSHOT_FORMAT, self.layout.base_port, docs, str(mongod_bin), extra, LAB_SETTINGS]
+        key = json.dumps(parts + ([{"auth": True}] if self.security.auth else []), sort_keys=True, default=str)
         return Path(cache) / hashlib.sha1(key.encode()).hexdigest()[:16]
 
     def _save_snapshot(self, snapshot: Path) -> None:
@@ -137,9 +163,25 @@ class Lab:
 
     def _initiate(self) -> None:
         members = [{"_id": i, "host": h.host} for i, h in enumerate(self.layout.data_nodes)]
-        with self._client(self.layout.host("node1")) as client:
+        # With auth (and the localhost exception off in mongod.conf) the keyFile's __system user initiates.
+        with self._client(self.layout.host("node1"), system=True) as client:
             client.admin.command("replSetInitiate", {"_id": SOURCE_SET, "members": members,
                                                      "settings": LAB_SETTINGS})
+
+    def _admin_user(self, *, create: bool) -> None:
+        """Create splitter-admin (a fresh lab) or give it this lab's password (dbpaths restored from the cache,
+        where it has another lab's). The password travels only inside the authenticated connection."""
+        self.progress(f"{'creating' if create else 'setting the password of'} {self.security.files.username()}")
+        password = self.security.files.password()
+        with self._set_client(system=True) as client:
+            if create:
+                client.admin.command("createRole", REPLSET_ROLE, privileges=REPLSET_ROLE_PRIVILEGES, roles=[],
+                                     writeConcern={"w": "majority"})
+                client.admin.command("createUser", self.security.files.username(), pwd=password, roles=ADMIN_ROLES,
+                                     writeConcern={"w": "majority"})
+            else:
+                client.admin.command("updateUser", self.security.files.username(), pwd=password,
+                                     writeConcern={"w": "majority"})
 
     def _wait_primary_on_node1(self) -> None:
         node1 = self.layout.host("node1")
@@ -180,10 +222,11 @@ class Lab:
                                       mode if alive else "-", state))
         return result
 
-    @staticmethod
-    def _state(port: int) -> str:
+    def _state(self, port: int) -> str:
+        # `hello` needs no user (arbiters have none), only TLS when the lab uses it.
         try:
-            with MongoClient(f"127.0.0.1:{port}", directConnection=True, serverSelectionTimeoutMS=1500) as c:
+            with MongoClient(f"127.0.0.1:{port}", directConnection=True, serverSelectionTimeoutMS=1500,
+                             **self.security.tls_options()) as c:
                 hello = c.admin.command("hello")
         except PyMongoError:
             return "UNREACHABLE"
@@ -196,10 +239,22 @@ class Lab:
     def stop_hosts(self, names: list[str]) -> None:
         """Clean stop: `shutdown` with a 1 s timeout first (a primary otherwise quiesces for 15 s on
         SIGTERM), then the stop playbook, which waits for each pid to exit."""
-        ports = [info.port for info in self.processes() if info.name in names and info.alive and info.port]
-        with ThreadPoolExecutor(max(len(ports), 1)) as pool:
-            list(pool.map(lambda port: request_shutdown(f"127.0.0.1:{port}", timeout_secs=1), ports))
+        targets = [(info.name, info.port) for info in self.processes()
+                   if info.name in names and info.alive and info.port]
+        with ThreadPoolExecutor(max(len(targets), 1)) as pool:
+            list(pool.map(lambda target: self._request_shutdown(*target), targets))
         self.adapter.run("mongod_stop.yml", names)
+
+    def _request_shutdown(self, name: str, port: int) -> bool:
+        # Arbiters hold no users: with auth the lab stops them as the keyFile's __system user.
+        host = f"127.0.0.1:{port}"
+        try:
+            options = self.client_options(system=name not in DATA_NODES)
+            with MongoClient(host, directConnection=True, serverSelectionTimeoutMS=2000, **options) as client:
+                return request_shutdown(host, timeout_secs=1, client=client)
+        except (OSError, PyMongoError) as exc:  # secrets gone, authentication refused: the playbook stops it by pid
+            self.progress(f"shutdown command on {name} failed ({type(exc).__name__}); stopping by pid")
+            return False
 
     def down(self, purge: bool = False) -> list[str]:
         """Stop every lab process by its own pid; safe to run twice. Returns the names that were stopped."""
