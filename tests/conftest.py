@@ -1,6 +1,6 @@
 """Fixtures that start real mongod labs through the lab code and always stop them (by pid) afterwards.
 
-Ports: each lab takes base..base+55. The base comes from SPLITTER_TEST_BASE_PORT (default 28000) plus an
+Ports: each lab takes base..base+55. The base comes from SPLITTER_TEST_BASE_PORT (default 26000; +1000 per xdist worker) plus an
 offset per fixture, so parallel developers can pick disjoint ranges.
 """
 
@@ -15,7 +15,10 @@ import pytest
 
 from splitter.lab.lab import Lab
 
-BASE = int(os.environ.get("SPLITTER_TEST_BASE_PORT", "28000"))
+# pytest-xdist workers (gw0, gw1, ...) each get their own 1000 ports; all stay below the kernel's ephemeral
+# range (32768+), where an outgoing connection could take a lab's port.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+BASE = int(os.environ.get("SPLITTER_TEST_BASE_PORT", "26000")) + 1000 * WORKER
 SHARED_OFFSET = 0
 FRESH_OFFSETS = (100, 200, 300)
 DEFAULT_DOCS = 3000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -43,8 +44,40 @@ def fingerprint(lab: Lab) -> tuple:
                                                                  for m in status["members"])))
 
 
+class BackgroundWriter:
+    """Thread plumbing shared by the test writers: call write(n) until stopped, count failures."""
+
+    interval: float
+    failures: list[str]
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def write(self, n: int) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            try:
+                self.write(n)
+            except PyMongoError as exc:
+                self.failures.append(f"{n}: {type(exc).__name__}: {exc}")
+            n += 1
+            time.sleep(self.interval)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=60)
+
+
 @dataclass
-class Writer:
+class Writer(BackgroundWriter):
     """Inserts into rs1 continuously (retryable writes) and counts acknowledged and failed writes.
     Once `routed` is set it behaves like client v2 towards rs1: only rs1's half (even user_id) goes there."""
 
@@ -57,30 +90,11 @@ class Writer:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def _loop(self) -> None:
-        coll = self.client.app[self.collection]
-        n = 0
-        while not self._stop.is_set():
-            if self.routed and n % 2:
-                n += 1
-                continue
-            try:
-                coll.insert_one({"_id": n, "user_id": n, "at": time.time()})
-                self.acknowledged.append(n)
-            except PyMongoError as exc:
-                self.failures.append(f"{n}: {type(exc).__name__}: {exc}")
-            n += 1
-            time.sleep(self.interval)
-
-    def start(self) -> Writer:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=60)
+    def write(self, n: int) -> None:
+        if self.routed and n % 2:
+            return
+        self.client.app[self.collection].insert_one({"_id": n, "user_id": n, "at": time.time()})
+        self.acknowledged.append(n)
 
 
 def state_file(lab: Lab) -> Path:
@@ -88,7 +102,7 @@ def state_file(lab: Lab) -> Path:
 
 
 @dataclass
-class MixedWriter:
+class MixedWriter(BackgroundWriter):
     """The old application: inserts, updates (some moving a document to the other half), replaces and deletes
     documents of both halves in app.users/events/sessions through rs1. Remembers what rs1 acknowledged."""
 
@@ -101,7 +115,8 @@ class MixedWriter:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def _one(self, rng, n: int) -> None:
+    def write(self, n: int) -> None:
+        rng = self._rng
         name = rng.choice(list(self.touched))
         coll = self.client.app[name]
         op = rng.random()
@@ -119,31 +134,13 @@ class MixedWriter:
             else:
                 coll.delete_one({"_id": _id})
         self.touched[name].add(_id)
-
-    def _loop(self) -> None:
-        import random
-        rng = random.Random(self.seed)
-        n = 0
-        while not self._stop.is_set():
-            try:
-                self._one(rng, n)
-                self.acknowledged += 1
-            except PyMongoError as exc:
-                self.failures.append(f"{n}: {type(exc).__name__}: {exc}")
-            n += 1
-            time.sleep(self.interval)
+        self.acknowledged += 1
 
     def start(self) -> MixedWriter:
+        self._rng = random.Random(self.seed)
         for name in self.touched:  # existing documents of both halves are fair game too
             self.touched[name].update(d["_id"] for d in self.client.app[name].find({}, {"_id": 1}).limit(200))
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=60)
+        return super().start()
 
 
 def half_snapshot(client: MongoClient, collection: str, remainder: int) -> dict:

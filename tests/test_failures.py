@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
+from splitter.cluster.lag import LagReader
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.lab.lab import Lab
 from splitter.lab.processes import mongod_alive, read_pid
@@ -81,5 +82,11 @@ def test_preflight_refuses_a_lagging_member(shared_lab: Lab, tmp_path: Path) -> 
             assert f"{node2} lags" in result.stderr and "(limit 1s)" in result.stderr
             assert fingerprint(shared_lab) == before
         finally:
-            locked.admin.command("fsyncUnlock")
+            while locked.admin.command("fsyncUnlock").get("lockCount", 0) > 0:
+                pass
+            reader = LagReader(client)
+            deadline = time.monotonic() + 60
+            while reader.read().worst > 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert reader.read().worst == 0, "node2 did not catch up after fsyncUnlock"
             client.drop_database("scratch")
