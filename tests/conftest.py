@@ -1,7 +1,7 @@
 """Fixtures that start real mongod labs through the lab code and always stop them (by pid) afterwards.
 
-Ports: each lab takes base..base+55. The base comes from SPLITTER_TEST_BASE_PORT (default 26000; +1000 per xdist worker) plus an
-offset per fixture, so parallel developers can pick disjoint ranges.
+Ports: each lab takes base..base+55. The base comes from SPLITTER_TEST_BASE_PORT (default 26000; +1000 per
+xdist worker) plus an offset per fixture, so parallel developers can pick disjoint ranges.
 """
 
 from __future__ import annotations

@@ -179,3 +179,55 @@ def test_runner_until_and_ask(tmp_path: Path) -> None:
         Runner(ctx, steps, gatekeeper=None, ask=lambda step: False).run()  # type: ignore[arg-type]
     assert steps[2].calls == []
     assert StateStore(tmp_path).path.stat().st_mode & 0o777 == 0o600
+
+
+def test_applier_retries_only_retryable_errors_bounded_and_audited(tmp_path: Path) -> None:
+    from pymongo.errors import AutoReconnect, OperationFailure
+
+    from splitter.cluster.applier import Applier
+    from splitter.engine.audit import AuditLog
+
+    audit = AuditLog(tmp_path)
+    applier = Applier(connector=None, adapter=None, audit=audit, retries=3)  # type: ignore[arg-type]
+    applier._retrying = _fast(applier._retrying)  # no real back-off sleeps in a unit test
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise AutoReconnect("primary stepped down")
+        return "ok"
+
+    assert applier._do("replSetReconfig: demo", "rs1", flaky) == "ok"
+    records = audit.read()
+    assert [r["result"] for r in records] == ["retry", "retry", "ok"]
+    assert records[0]["reason"] == "primary stepped down" and records[-1]["attempts"] == 3
+
+    def fatal():
+        raise OperationFailure("not authorized", code=13)
+
+    with pytest.raises(OperationalError):
+        applier._do("setDefaultRWConcern", "rs1", fatal)
+    assert audit.read()[-1]["result"] == "error" and not any(r.get("action") == "setDefaultRWConcern"
+                                                              and r["result"] == "retry" for r in audit.read())
+
+    def always():
+        raise AutoReconnect("down")
+
+    with pytest.raises(OperationalError):  # RetryableError after the bounded attempts
+        applier._do("shutdown", "h", always)
+    assert sum(1 for r in audit.read() if r["action"] == "shutdown" and r["result"] == "retry") == 2
+
+    dry = Applier(connector=None, adapter=None, audit=AuditLog(tmp_path / "dry"), dry_run=True)  # type: ignore
+    assert dry._do("replSetReconfig", "rs1", always) is None and dry.planned == ["replSetReconfig @ rs1"]
+    assert not (tmp_path / "dry" / "audit.jsonl").exists()
+
+
+def _fast(make):
+    from tenacity import wait_none
+
+    def build(*args):
+        retrying = make(*args)
+        retrying.wait = wait_none()
+        return retrying
+    return build

@@ -105,11 +105,22 @@ def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) 
     assert all(s["deleted"] == 0 for s in json.loads(again.stdout.strip().splitlines()[-1])["sets"])
 
 
-@pytest.mark.parametrize("crash_points", [[
+CRASH_POINTS = [  # SIGKILL right after this action, in every step that acts, mid-step where it has several
+    "prepare-arbiters:playbook:1",
+    "add-arbiter-rs1:setDefaultRWConcern:1",
+    "add-arbiter-rs1:playbook mongod_start.yml:1",
+    "deploy-client-v1:replSetReconfig:1",
     "stop-moving-nodes:shutdown:1",
+    "remove-moving-nodes:replSetReconfig:1",
+    "start-standalone:playbook:1",
     "rewrite-replset-config:write local.system.replset:1",
+    "stop-standalone:shutdown:1",
     "start-rs2:playbook mongod_start.yml:1",
-]])
+    "start-arbiter-rs2:playbook mongod_start.yml:1",
+]
+
+
+@pytest.mark.parametrize("crash_points", [CRASH_POINTS])
 def test_sigkill_inside_steps_then_resume(fresh_lab: Lab, crash_points: list[str]) -> None:
     config = str(fresh_lab.layout.config_path)
     before = _counts(rs1_client(fresh_lab))

@@ -11,7 +11,14 @@ from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, OperationFailure, PyMongoError
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from splitter.cluster.connect import Connector
 from splitter.cluster.shutdown import request_shutdown
@@ -79,10 +86,16 @@ class Applier:
         self.current_step: str | None = None
         self._crash = CrashPoint.from_env()
 
-    def _retrying(self) -> Retrying:
+    def _retrying(self, what: str, where: str) -> Retrying:
+        def note(state: RetryCallState) -> None:
+            reason = state.outcome.exception() if state.outcome else None
+            self.audit.write({"action": what, "where": where, "step": self.current_step, "result": "retry",
+                              "attempt": state.attempt_number, "reason": str(reason)})
+            self.on_action(f"retrying {what} @ {where} (attempt {state.attempt_number}): {reason}")
+
         return Retrying(retry=retry_if_exception_type(RetryableError), stop=stop_after_attempt(self.retries),
                         wait=wait_exponential(multiplier=0.5, max=8), reraise=True,
-                        before_sleep=before_sleep_log(log, logging.WARNING))
+                        before_sleep=lambda state: (before_sleep_log(log, logging.WARNING)(state), note(state)))
 
     def _do(self, what: str, where: str, fn: Callable[[], Any], **detail: Any) -> Any:
         if self.dry_run:
@@ -91,7 +104,7 @@ class Applier:
         self.on_action(f"{what} @ {where}")
         with self.audit.action(what, where, step=self.current_step, **detail) as extra:
             attempts = 0
-            for attempt in self._retrying():
+            for attempt in self._retrying(what, where):
                 with attempt:
                     attempts += 1
                     try:

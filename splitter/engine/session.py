@@ -25,6 +25,10 @@ def open_session(config_path: str | Path, *, dry_run: bool, progress: Callable[[
     store = StateStore(config.state_path)
     audit = AuditLog(config.state_path)
     adapter = AnsibleAdapter(config.inventory_path, config.state_path / "ansible")
-    applier = Applier(connector, adapter, audit, dry_run=dry_run)
+    def show_retries(message: str) -> None:
+        if message.startswith("retrying"):
+            progress(message)
+
+    applier = Applier(connector, adapter, audit, dry_run=dry_run, on_action=show_retries)
     return StepContext(config=config, inventory=inventory, inspector=Inspector(connector), applier=applier,
                        state=store.load(), store=store, progress=progress, auto_confirm=auto_confirm)
