@@ -246,3 +246,8 @@ def test_fmt() -> None:
     assert run_all.fmt(3, "writes") == "3"
     assert run_all.fmt_ratio(0.80123) == "0.801"
     assert run_all.fmt_ratio(400.2) == "400"
+
+
+def test_cleanup_combine_sums_rounds() -> None:
+    runs = [{"deleted": 10, "seconds": 1.0}, {"deleted": 30, "seconds": 2.0}]
+    assert bench_cleanup.combine(runs) == {"deleted": 40, "seconds": 3.0, "runs": runs}

@@ -21,7 +21,7 @@ from splitter.routing import Routing
 
 ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None, "shop": "customer"},
                   collections={"app.orders": "owner.id"}, exclude=["app.audit"])
-ODD = {"user_id": {"$type": ["int", "long"], "$mod": [2, 1]}}
+ODD = ROUTING.half_filter("user_id", "rs2")
 
 
 def event(op: str, coll: str = "users", db: str = "app", **extra: Any) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def test_per_collection_and_per_database_keys() -> None:
     full = {"_id": 1, "owner": {"id": 11}, "user_id": 2}
     assert run(doc_event("insert", 1, full, coll="orders")).outcome == "applied"
     tr = run(doc_event("update", 1, {"_id": 1, "owner": {"id": 12}}, coll="orders", **upd({"owner": {"id": 12}})))
-    assert tr.writes == [DeleteOne({"_id": 1, "owner.id": {"$type": ["int", "long"], "$mod": [2, 1]}})]
+    assert tr.writes == [DeleteOne({"_id": 1, **ROUTING.half_filter("owner.id", "rs2")})]
     shop = event("insert", "carts", db="shop", documentKey={"_id": 1}, fullDocument={"_id": 1, "customer": 5})
     assert run(shop).outcome == "applied"
     assert run(shop, target="rs1").outcome == "skipped"
@@ -117,7 +117,7 @@ def test_per_collection_and_per_database_keys() -> None:
 def test_key_on_id_uses_and() -> None:
     routing = Routing(remainders={"a": 0, "b": 1}, databases={"app": "_id"})
     tr = translate(event("delete", documentKey={"_id": 5}), routing, "b")
-    assert tr.writes == [DeleteOne({"$and": [{"_id": 5}, {"_id": {"$type": ["int", "long"], "$mod": [2, 1]}}]})]
+    assert tr.writes == [DeleteOne({"$and": [{"_id": 5}, ROUTING.half_filter("_id", "rs2")]})]
 
 
 def test_negative_keys_follow_the_server() -> None:  # -3 % 2 is -1 on the server: no set claims it

@@ -341,7 +341,8 @@ def test_transient_errors_reopen_from_the_saved_position(tmp_path: Path) -> None
     assert source.watch_calls[2]["resume_after"] == token(100, 2)  # the batch saved before the stream died
     ids = [op._filter["_id"] for _, ops in target.writes for op in ops]
     assert ids == [0, 1, 2, 3, 4] and stats.events == 5 and stats.applied == 5
-    assert worker.position.applied_through == Timestamp(100, 9)
+    # Drained as soon as everything up to rs1's last write (100, 5) is applied, even with events still coming.
+    assert worker.position.applied_through >= Timestamp(100, 5)
 
 
 def test_transient_errors_are_retried_a_bounded_number_of_times(tmp_path: Path) -> None:
