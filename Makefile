@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/splitter demo
 
 test: $(STAMP)
-	$(BIN)/ruff check splitter tests bench
+	$(BIN)/ruff check splitter tests $(wildcard bench)
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
