@@ -30,13 +30,12 @@ class Preflight(Step):
 
     def precheck(self, ctx: StepContext) -> None:
         self._inventory(ctx)
-        config = self._topology(ctx)
+        self._topology(ctx)
         self._health(ctx)
         self._versions_disk_oplog(ctx)
         self._arbiters_free(ctx)
         self._routing_keys(ctx)
         self._hosts_reachable(ctx)
-        self._original = {"version": config.version, "members": [vars(m) for m in config.members]}
 
     def _hosts_reachable(self, ctx: StepContext) -> None:
         """ping.yml is read-only, so it runs in plan too (not through the applier)."""
@@ -63,7 +62,7 @@ class Preflight(Step):
                 raise BadInput(f"{arbiter.name}: dbpath {arbiter.dbpath} in split.yaml differs from the "
                                f"inventory's mongod_dbpath {inv_path}")
 
-    def _topology(self, ctx: StepContext):
+    def _topology(self, ctx: StepContext) -> None:
         hosts = ctx.keep_hosts + ctx.move_hosts
         reachable = [h for h in hosts if ctx.inspector.reachable(h)]
         if not reachable:
@@ -81,7 +80,6 @@ class Preflight(Step):
         if live != sorted(hosts) or any(m.arbiter for m in config.members):
             raise BadInput(f"{ctx.source_name}'s live members {', '.join(config.hosts)} differ from split.yaml's "
                            f"{', '.join(hosts)}", hint="the split starts from four data members and no arbiter")
-        return config
 
     def _health(self, ctx: StepContext) -> None:
         status = ctx.inspector.status(ctx.source_primary())
@@ -147,11 +145,10 @@ class Preflight(Step):
                                hint=f"set routing.collections['{routed.namespace}'] to its key, or exclude it")
 
     def apply(self, ctx: StepContext) -> None:
-        if "original_config" not in ctx.state.data:
-            original = getattr(self, "_original", None) or {
-                "version": (cfg := ctx.inspector.config(ctx.source_primary())).version,
-                "members": [vars(m) for m in cfg.members]}
-            ctx.state.data["original_config"] = original
+        if "original_config" not in ctx.state.data:  # rollback restores these priorities and votes
+            config = ctx.inspector.config(ctx.source_primary())
+            ctx.state.data["original_config"] = {"version": config.version,
+                                                 "members": [vars(m) for m in config.members]}
 
     def verify(self, ctx: StepContext) -> None:
         self.check("original_config" in ctx.state.data, "rs1's original config was not recorded")
