@@ -6,20 +6,17 @@ Touches <state_dir>/cleanup.pause (only reads it) and <state_dir>/cleanup.lock. 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
-import socket
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
-from splitter.engine.state import ensure_state_dir
+from splitter.engine.lock import StateLock
 from splitter.errors import LockHeld
 
 PAUSE_FILE = "cleanup.pause"
-LOCK_FILE = "cleanup.lock"
 
 
 class RunControl:
@@ -77,44 +74,21 @@ class RunControl:
         self._previous.clear()
 
 
-class CleanupLock:
-    """An exclusive flock on <state_dir>/cleanup.lock holding 'pid host' of the owner; released on exit."""
+class CleanupLock(StateLock):
+    """The state dir's lock for cleanup (<state_dir>/cleanup.lock), with a hint on pausing or stopping the holder."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = Path(state_dir)
-        self.path = self.state_dir / LOCK_FILE
-        self._handle: IO[str] | None = None
+        super().__init__(state_dir, "cleanup")
 
-    def acquire(self) -> None:
-        ensure_state_dir(self.state_dir)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    def acquire(self, command: str = "splitter cleanup") -> None:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().split()
-            handle.close()
-            pid, host = [*holder, "?", "?"][:2]
-            raise LockHeld(f"another cleanup is running on {self.path} (pid {pid} on host {host})",
-                           hint=f"wait for it to finish, pause it (touch {self.state_dir / PAUSE_FILE}) "
+            super().acquire(command)
+        except LockHeld as exc:
+            pid, host = self.holder().get("pid", "?"), self.holder().get("host", "?")
+            raise LockHeld(f"another cleanup is running: {exc.message}",
+                           hint=f"wait for it to finish, pause it (touch {self.path.parent / PAUSE_FILE}) "
                                 f"or stop it (kill -TERM {pid} on {host})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.seek(0)
-            self._handle.truncate()
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
 
     def __enter__(self) -> CleanupLock:
         self.acquire()
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.release()

@@ -35,7 +35,7 @@ class StateLock:
             os.close(fd)
             who = self.holder()
             raise LockHeld(
-                f"{self.path.parent} is in use by `{who.get('command', '?')}` (pid {who.get('pid', '?')} on "
+                f"{self.path.parent} is in use by `{who.get('command', '?')}` (pid {who.get('pid', '?')} on host "
                 f"{who.get('host', '?')}, since {who.get('since', '?')})",
                 hint="wait for it to finish, or stop that process; a lock of a dead process is freed by itself",
             ) from exc
