@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -84,16 +85,24 @@ class AnsibleAdapter:
             raise HostActionFailed(f"playbook {playbook} not found in {self.playbook_dir}")
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         started = time.monotonic()
-        runner = ansible_runner.run(
-            private_data_dir=str(self.work_dir),
-            playbook=str(path),
-            inventory=str(self.inventory),
-            limit=",".join(hosts),
-            extravars=dict(extravars or {}),
-            envvars=self._envvars(),
-            quiet=True,
-            rotate_artifacts=20,
-        )
+        # ansible_runner replaces SIGINT/SIGTERM with handlers that only set a flag; keep ours (Ctrl-C = stop).
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(self.work_dir),
+                playbook=str(path),
+                inventory=str(self.inventory),
+                limit=",".join(hosts),
+                extravars=dict(extravars or {}),
+                envvars=self._envvars(),
+                quiet=True,
+                rotate_artifacts=20,
+            )
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if runner.status == "canceled":
+            raise KeyboardInterrupt
         result = PlaybookResult(
             playbook=playbook,
             hosts=tuple(hosts),

@@ -1,0 +1,327 @@
+"""Benchmark 4: the cleanup's throughput against deleteMany and a naive loop, and its cost to the application.
+
+On a split lab (rs1 = node1 + node2 + arbiter1, rs2 = node3 + node4 + arbiter2), rs1's app.users/events/sessions
+are copied server-side ($out, w: majority) into one database per variant, so every variant deletes the same
+documents (rs2's half, user_id odd) from identical data; the tool's variants are also copied on rs2, where its
+interlock looks the `_id`s up. Measured on rs1:
+  - tool, unthrottled: CleanupWorker (batch 500, no sleep, no lag check) over all collections, as the CLI
+    runs it (including its counts before and after), and again with --big-batch;
+  - baseline: `deleteMany({user_id: {$mod: [2, 1]}})` (w: majority), one per collection;
+    these three in --rounds rounds on fresh copies, the order reversed every other round (load drifts);
+  - naive: find the `_id`s, `delete_one` each (w: majority), for --naive-seconds;
+  - a read/write workload on rs1 (app.users reads by _id, inserts into another database) for --phase-seconds
+    alone (before and after), with the throttled tool (--duty, --max-lag) and with the unthrottled tool, each
+    for at most --phase-seconds; latencies count while the cleanup runs.
+
+    python bench/bench_cleanup.py --docs 100k --phase-seconds 15
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    OpLoop,
+    Result,
+    arg_parser,
+    lab_docs,
+    latency_summary,
+    log,
+    main_guard,
+    parse_count,
+    per_second,
+    ratio,
+    rs1_client,
+    rs2_client,
+    split_lab,
+)
+
+DEFAULT_DOCS = "100k"
+PREFIX = "bench_cleanup_"
+WORKLOAD_DB = "bench_workload"
+KEY = "user_id"
+OTHER_REMAINDER = 1  # rs1 deletes rs2's half (odd keys)
+ROUNDS = ("tool", "tool_big", "deletemany")  # measured against each other, in --rounds rounds
+ONCE = ("naive", "throttled", "unthrottled")
+ON_BOTH = ("tool", "tool_big", "throttled", "unthrottled")  # variants the interlock must find on rs2
+
+
+def delete_filter() -> dict[str, Any]:
+    """The baseline's filter, exactly as in the issue."""
+    return {KEY: {"$mod": [2, OTHER_REMAINDER]}}
+
+
+def copy_collections(client: Any, collections: tuple[str, ...], database: str) -> None:
+    from pymongo.write_concern import WriteConcern
+
+    for name in collections:
+        source = client.app.get_collection(name, write_concern=WriteConcern("majority"))
+        source.aggregate([{"$out": {"db": database, "coll": name}}])
+        client[database].get_collection(name, write_concern=WriteConcern("majority")).create_index(KEY)
+
+
+def routing_for(database: str, collections: tuple[str, ...], only: str | None = None) -> Any:
+    from splitter.routing import Routing
+
+    exclude = [f"{database}.{c}" for c in collections if only is not None and c != only]
+    return Routing(modulus=2, remainders={"rs1": 0, "rs2": 1}, default_key=KEY, databases={database: KEY},
+                   exclude=exclude)
+
+
+def _timed(target: Any, name: str, spent: dict[str, float]) -> None:
+    """Accumulate the time spent in target.name() under spent[name] (skipped if the method is not there)."""
+    original = getattr(target, name, None)
+    if original is None:
+        return
+    spent.setdefault(name, 0.0)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[name] += time.monotonic() - started
+
+    setattr(target, name, timed)
+
+
+def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 500) -> dict[str, Any]:
+    """One CleanupWorker run on rs1 against rs2 (positions in a throw-away state dir), with where its time went:
+    the counts before and after (_expected, _finish), the batches, the position saves inside them."""
+    from splitter.cleanup.worker import CleanupWorker
+
+    state = Path(tempfile.mkdtemp(prefix="splitter-bench-cleanup-"))
+    spent: dict[str, float] = {}
+    try:
+        worker = CleanupWorker(routing=routing, set_name="rs1", this=rs1, other=rs2, state_dir=state,
+                               limits=limits, batch_size=batch_size)
+        for name in ("_expected", "_finish", "_batch"):
+            _timed(worker, name, spent)
+        _timed(worker.positions, "save", spent)
+        started = time.monotonic()
+        report = worker.run()
+        seconds = time.monotonic() - started
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    return {"deleted": report.total("deleted"), "seconds": round(seconds, 3), "stopped": report.stop_kind,
+            "kept_by_interlock": report.total("kept_by_interlock"), "waits": report.waits,
+            "batch_size": batch_size, "spent_s": {k.strip("_"): round(v, 3) for k, v in spent.items()}}
+
+
+def run_delete_many(rs1: Any, database: str, name: str) -> dict[str, Any]:
+    from pymongo.write_concern import WriteConcern
+
+    coll = rs1[database].get_collection(name, write_concern=WriteConcern("majority"))
+    started = time.monotonic()
+    deleted = coll.delete_many(delete_filter()).deleted_count
+    return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3)}
+
+
+def run_delete_many_all(rs1: Any, database: str, collections: tuple[str, ...]) -> dict[str, Any]:
+    found = [run_delete_many(rs1, database, name) for name in collections]
+    return {"deleted": sum(f["deleted"] for f in found), "seconds": round(sum(f["seconds"] for f in found), 3)}
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one variant: deleted and seconds summed, each run kept."""
+    return {"deleted": sum(r["deleted"] for r in runs), "seconds": round(sum(r["seconds"] for r in runs), 3),
+            "runs": runs}
+
+
+def run_naive(rs1: Any, database: str, collections: tuple[str, ...], limit_seconds: float) -> dict[str, Any]:
+    """One document at a time: the loop an operator writes first."""
+    from pymongo.write_concern import WriteConcern
+
+    started, deleted = time.monotonic(), 0
+    for name in collections:
+        coll = rs1[database].get_collection(name, write_concern=WriteConcern("majority"))
+        for doc in coll.find(delete_filter(), {"_id": 1}, batch_size=1000):
+            coll.delete_one({"_id": doc["_id"]})
+            deleted += 1
+            if time.monotonic() - started >= limit_seconds:
+                return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3), "capped": True}
+    return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3), "capped": False}
+
+
+class Workload:
+    """The application on rs1 during the cleanup: reads of its own half, inserts elsewhere."""
+
+    def __init__(self, client: Any, users: int) -> None:
+        self.users = client.app.users
+        self.writes = client[WORKLOAD_DB].ops
+        self.even_users = max(users // 2, 1)
+        self.rng = random.Random(11)
+
+    def op(self, n: int) -> None:
+        key = 2 * self.rng.randrange(self.even_users)
+        if n % 2:
+            self.users.find_one({"_id": key})
+        else:
+            self.writes.insert_one({KEY: key, "n": n, "at": time.time()})
+
+
+def phase(seconds: float, during: Any = None) -> tuple[float, float, Any]:
+    """Let the workload run alone for `seconds`, or while `during()` runs (its max runtime is `seconds`):
+    (start, end, during's result); the window ends when `during` returns."""
+    start = time.monotonic()
+    if during is None:
+        time.sleep(seconds)
+        return start, time.monotonic(), None
+    outcome = during()
+    return start, time.monotonic(), outcome
+
+
+def latencies(loop: OpLoop, windows: list[tuple[float, float]]) -> dict[str, Any]:
+    samples = [s for s in loop.samples if s.ok and any(a <= s.start <= b for a, b in windows)]
+    seconds = sum(b - a for a, b in windows)
+    failed = sum(1 for s in loop.samples if not s.ok and any(a <= s.start <= b for a, b in windows))
+    return {**latency_summary([s.end - s.start for s in samples]), "ops_per_s": per_second(len(samples), seconds),
+            "failed": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arg_parser("cleanup throughput vs deleteMany and a naive loop; throttled cost to a workload.")
+    parser.add_argument("--docs", default=os.environ.get("SPLITTER_BENCH_DOCS") or DEFAULT_DOCS)
+    parser.add_argument("--naive-seconds", type=float, default=15.0)
+    parser.add_argument("--phase-seconds", type=float, default=15.0)
+    parser.add_argument("--duty", type=float, default=0.25, help="throttled run: work at most this share of time")
+    parser.add_argument("--max-lag", type=float, default=10.0, help="throttled run: wait while a secondary lags more")
+    parser.add_argument("--workload-threads", type=int, default=2)
+    parser.add_argument("--big-batch", type=int, default=5000, help="a second unthrottled run with this batch size")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of tool / big batch / deleteMany (fresh copies, "
+                                                              "order reversed every other round)")
+    args = parser.parse_args(argv)
+    docs = parse_count(args.docs)
+    result = Result("cleanup", params={"docs": docs, "batch_size": 500, "naive_seconds": args.naive_seconds,
+                                       "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
+                                       "max_lag_s": args.max_lag}, "workload_threads": args.workload_threads,
+                                       "write_concern": "majority", "rounds": args.rounds,
+                                       "big_batch": args.big_batch})
+
+    def body() -> None:
+        try:
+            from splitter.cleanup.throttle import Limits
+            from splitter.cleanup.worker import CleanupWorker  # noqa: F401  (present?)
+        except ImportError as exc:
+            result.skip("cleanup", f"splitter.cleanup is not importable yet ({exc})")
+            return
+        from splitter.lab.layout import COLLECTIONS
+
+        with split_lab(docs, "cleanup") as (lab, _run), ExitStack() as stack:
+            result.params["docs"] = lab_docs(lab) or docs
+            rs1 = stack.enter_context(rs1_client(lab))
+            rs2 = stack.enter_context(rs2_client(lab))
+            rounds = max(args.rounds, 1)
+            databases = {f"{v}_{r}": f"{PREFIX}{v}_{r}" for v in ROUNDS for r in range(rounds)}
+            databases.update({v: PREFIX + v for v in ONCE})
+
+            def drop_all() -> None:
+                for name in (*databases.values(), WORKLOAD_DB):
+                    rs1.drop_database(name)
+                    rs2.drop_database(name)
+
+            stack.callback(drop_all)
+            log("copying rs1's collections into one database per variant (and the tool's also on rs2)")
+            for variant, database in databases.items():
+                copy_collections(rs1, COLLECTIONS, database)
+                if variant.rsplit("_", 1)[0] in ON_BOTH or variant in ON_BOTH:
+                    copy_collections(rs2, COLLECTIONS, database)
+            total = {c: rs1[databases["naive"]][c].count_documents(delete_filter()) for c in COLLECTIONS}
+            result.results["half_to_delete"] = total
+
+            # 1. unthrottled tool (one run over all collections, as the CLI does), the same with a big batch, and
+            #    deleteMany; in --rounds rounds on fresh copies, the order reversed every other round
+            runs: dict[str, list[dict[str, Any]]] = {v: [] for v in ROUNDS}
+            for r in range(rounds):
+                for variant in (ROUNDS if r % 2 == 0 else tuple(reversed(ROUNDS))):
+                    database = databases[f"{variant}_{r}"]
+                    log(f"round {r + 1}: {variant}")
+                    if variant == "deletemany":
+                        runs[variant].append(run_delete_many_all(rs1, database, COLLECTIONS))
+                    else:
+                        size = args.big_batch if variant == "tool_big" else 500
+                        runs[variant].append(run_tool(rs1, rs2, routing_for(database, COLLECTIONS), Limits(),
+                                                      batch_size=size))
+            tool, tool_big, many = (combine(runs[v]) for v in ROUNDS)
+            log(f"naive loop for up to {args.naive_seconds:.0f}s")
+            naive = run_naive(rs1, databases["naive"], COLLECTIONS, args.naive_seconds)
+            rates = {"tool": per_second(tool["deleted"], tool["seconds"]),
+                     "tool_big_batch": per_second(tool_big["deleted"], tool_big["seconds"]),
+                     "deletemany": per_second(many["deleted"], many["seconds"]),
+                     "naive": per_second(naive["deleted"], naive["seconds"])}
+
+            # 2. the workload alone, with the throttled and with the unthrottled tool, alone again
+            loop = OpLoop(Workload(rs1, total.get("users", 0) * 2 or docs).op, threads=args.workload_threads,
+                          interval=0.005, name="workload")
+            stack.callback(loop.stop)
+            loop.start()
+            time.sleep(1.0)
+            throttled_limits = Limits(duty_cycle=args.duty, max_lag=args.max_lag, max_runtime=args.phase_seconds)
+            fast_limits = Limits(max_runtime=args.phase_seconds)
+            log("workload alone")
+            a1 = phase(args.phase_seconds)
+            log("workload + throttled cleanup")
+            thr = phase(args.phase_seconds,
+                        lambda: run_tool(rs1, rs2, routing_for(databases["throttled"], COLLECTIONS), throttled_limits))
+            log("workload + unthrottled cleanup")
+            fast = phase(args.phase_seconds,
+                         lambda: run_tool(rs1, rs2, routing_for(databases["unthrottled"], COLLECTIONS), fast_limits))
+            log("workload alone again")
+            a2 = phase(args.phase_seconds)
+            loop.stop()
+
+        alone = latencies(loop, [a1[:2], a2[:2]])
+        with_throttled = latencies(loop, [thr[:2]])
+        with_fast = latencies(loop, [fast[:2]])
+        rates["throttled"] = per_second(thr[2]["deleted"], thr[2]["seconds"])
+        rates["unthrottled_under_workload"] = per_second(fast[2]["deleted"], fast[2]["seconds"])
+        result.results.update({
+            "tool": tool, "tool_big_batch": tool_big, "deletemany": many, "naive": naive, "throttled": thr[2],
+            "unthrottled_under_workload": fast[2],
+            "docs_per_s": rates, "tool_vs_deletemany": ratio(rates["tool"], rates["deletemany"]),
+            "tool_vs_naive": ratio(rates["tool"], rates["naive"]),
+            "tool_big_batch_vs_deletemany": ratio(rates["tool_big_batch"], rates["deletemany"]),
+            "workload": {"alone": alone, "with_throttled_cleanup": with_throttled,
+                         "with_unthrottled_cleanup": with_fast, "errors": loop.errors[:5]},
+            "workload_p99_ratio_throttled": ratio(with_throttled["p99_ms"], alone["p99_ms"]),
+            "workload_p99_ratio_unthrottled": ratio(with_fast["p99_ms"], alone["p99_ms"]),
+            "target_met": (ratio(rates["tool"], rates["deletemany"]) or 0) >= 0.8,
+        })
+        spent: dict[str, float] = {}
+        for run in tool["runs"]:
+            for key, value in run.get("spent_s", {}).items():
+                spent[key] = spent.get(key, 0.0) + value
+        result.row("cleanup unthrottled, docs/s", rates["tool"], rates["deletemany"], "docs/s",
+                   baseline_name="deleteMany({user_id: {$mod: [2, 1]}})",
+                   note=f"target >= 0.8; batch 500; of its {tool['seconds']:.1f}s: batches {spent.get('batch', 0):.1f}s"
+                        f" (position saves {spent.get('save', 0):.1f}s), counts before/after "
+                        f"{spent.get('expected', 0) + spent.get('finish', 0):.1f}s; {len(tool['runs'])} rounds")
+        result.row(f"cleanup unthrottled, --batch-size {args.big_batch}, docs/s", rates["tool_big_batch"],
+                   rates["deletemany"], "docs/s", baseline_name="deleteMany")
+        result.row("cleanup unthrottled vs one-at-a-time loop", rates["tool"], rates["naive"], "docs/s",
+                   baseline_name="find + delete_one per document")
+        result.row(f"cleanup throttled ({args.duty:.0%} duty, max-lag {args.max_lag:g}s), docs/s", rates["throttled"],
+                   rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload")
+        result.row("workload p99 with throttled cleanup", with_throttled["p99_ms"], alone["p99_ms"], "ms",
+                   baseline_name="same workload, no cleanup",
+                   note=f"{with_throttled['ops_per_s']} vs {alone['ops_per_s']} ops/s")
+        result.row("workload p99 with unthrottled cleanup", with_fast["p99_ms"], alone["p99_ms"], "ms",
+                   baseline_name="same workload, no cleanup",
+                   note=f"cleanup at {rates['unthrottled_under_workload']} docs/s")
+
+    return main_guard(result, body, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
