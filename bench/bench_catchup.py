@@ -128,14 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "worker_batch_size": 500})
 
     def body() -> None:
-        try:
-            from splitter.catchup import BackgroundCatchUp, CatchUpWorker
-            from splitter.catchup.source import last_write_ts
-        except ImportError as exc:
-            result.skip("catch-up", f"splitter.catchup is not importable yet ({exc})")
-            return
         from pymongo.write_concern import WriteConcern
 
+        from splitter.catchup import BackgroundCatchUp, CatchUpWorker
+        from splitter.catchup.source import last_write_ts
         from splitter.config import load_config
         from splitter.routing import Routing
 

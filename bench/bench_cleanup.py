@@ -210,12 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "big_batch": args.big_batch})
 
     def body() -> None:
-        try:
-            from splitter.cleanup.throttle import Limits
-            from splitter.cleanup.worker import CleanupWorker  # noqa: F401  (present?)
-        except ImportError as exc:
-            result.skip("cleanup", f"splitter.cleanup is not importable yet ({exc})")
-            return
+        from splitter.cleanup.throttle import Limits
         from splitter.lab.layout import COLLECTIONS
 
         with split_lab(docs, "cleanup") as (lab, _run), ExitStack() as stack:

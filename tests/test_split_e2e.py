@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -157,6 +160,19 @@ def test_until_step_and_rollback_after_remove_moving_nodes(fresh_lab: Lab) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     steps = {s["id"]: s["state"] for s in json.loads(run_cli("status", "-c", config, "--json").stdout)["steps"]}
     assert steps["remove-moving-nodes"] == "done" and steps["start-standalone"] == "pending"
+
+    # Ctrl-C inside start-standalone: exit 130, the checkpoint says where it stopped, rollback still works.
+    with (fresh_lab.layout.root / "interrupted.log").open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "splitter", "run", "-c", config, "--yes"], stdout=out,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and json.loads(state_file(fresh_lab).read_text())["steps"].get(
+            "start-standalone", {}).get("state") != "running":
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, (fresh_lab.layout.root / "interrupted.log").read_text()
+    record = json.loads(state_file(fresh_lab).read_text())["steps"]["start-standalone"]
+    assert record["state"] == "running" and record["error"] == "interrupted (Ctrl-C)"
 
     result = run_cli("rollback", "-c", config)
     assert result.returncode == 0, result.stdout + result.stderr
