@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from splitter.lab.layout import DATA_NODES, SOURCE_SET, LabHost, LabLayout
 from splitter.lab.processes import mongod_alive, port_in_use, read_pid, terminate
 from splitter.lab.security import ADMIN_ROLES, REPLSET_ROLE, REPLSET_ROLE_PRIVILEGES, LabSecurity
 from splitter.mongod_binary import find_mongod
+from splitter.waiting import wait_until
 
 LAB_SETTINGS = {"electionTimeoutMillis": 3000, "heartbeatIntervalMillis": 1000}
 SNAPSHOT_FORMAT = 1
@@ -43,17 +43,6 @@ class ProcessInfo:
 def _quiet(_: str) -> None:
     return None
 
-
-def _wait(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except PyMongoError:
-            pass
-        time.sleep(interval)
-    raise OperationalError(f"lab: timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Lab:
@@ -196,7 +185,7 @@ class Lab:
                     client.admin.command("replSetStepUp")  # node1 calls an election and wins it
                 return False
 
-            _wait("rs1 with PRIMARY on node1", ready, timeout=120, interval=0.5)
+            wait_until("rs1 with PRIMARY on node1", ready, timeout=120, interval=0.5, progress=self.progress)
 
     # -- status / down ------------------------------------------------------------------------------
     def _mode(self, host: LabHost) -> tuple[str, int | None]:

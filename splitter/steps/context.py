@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from splitter.cluster.applier import Applier
 from splitter.cluster.inspector import Inspector
 from splitter.config import SplitConfig
 from splitter.engine.state import RunState, StateStore
-from splitter.errors import OperationalError, RetryableError
+from splitter.errors import RetryableError
 from splitter.inventory import InventoryHost
+from splitter.waiting import wait_until
 
 
 @dataclass
@@ -83,20 +82,4 @@ class StepContext:
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5,
                  describe: Callable[[], str] | None = None) -> Any:
         """Poll check() until it returns a truthy value; say what we wait for every few seconds."""
-        started = time.monotonic()
-        last_said = 0.0
-        while True:
-            try:
-                result = check()
-                if result:
-                    return result
-            except (PyMongoError, RetryableError):
-                pass
-            elapsed = time.monotonic() - started
-            if elapsed > timeout:
-                raise OperationalError(f"timed out after {timeout:.0f}s waiting for {what}"
-                                       + (f" ({describe()})" if describe else ""))
-            if elapsed - last_said >= 5:
-                last_said = elapsed
-                self.progress(f"waiting for {what} ({elapsed:.0f}s)" + (f": {describe()}" if describe else ""))
-            time.sleep(interval)
+        return wait_until(what, check, timeout=timeout, interval=interval, progress=self.progress, describe=describe)
