@@ -18,9 +18,10 @@ def _ctx(facts: dict, windows: dict | None = None, full: bool = True, **planning
                                 oplog_window_seconds=lambda h: (windows or {}).get(h, 10**6))
     oplog_stats = {"maxSize": 100, "size": 95 if full else 10}
     member = SimpleNamespace(local=SimpleNamespace(command=lambda *a: oplog_stats))
+    messages: list[str] = []
     return SimpleNamespace(keep_hosts=HOSTS[:2], move_hosts=HOSTS[2:], inspector=inspector,
-                           member=lambda h: member, state=SimpleNamespace(data={}),
-                           config=SimpleNamespace(planning=Planning(**planning)))
+                           member=lambda h: member, state=SimpleNamespace(data={}), messages=messages,
+                           progress=messages.append, config=SimpleNamespace(planning=Planning(**planning)))
 
 
 def _facts(version="6.0.5", fcv="6.0", free=0.5, **override) -> dict:
@@ -33,7 +34,7 @@ def _facts(version="6.0.5", fcv="6.0", free=0.5, **override) -> dict:
 def test_healthy_facts_pass_and_record_the_oplog_window() -> None:
     ctx = _ctx(_facts())
     Preflight()._versions_disk_oplog(ctx)
-    assert ctx.state.data["oplog_window"] == {"a:1": 10**6, "b:1": 10**6}
+    assert ctx.state.data["oplog_window"] == {"a:1": 10**6, "b:1": 10**6} and ctx.messages == []
 
 
 @pytest.mark.parametrize(("facts", "expected"), [
@@ -53,4 +54,7 @@ def test_a_full_oplog_shorter_than_the_plan_is_refused_a_young_one_is_not() -> N
         Preflight()._versions_disk_oplog(_ctx(_facts(), windows={"a:1": 600}, expected_duration="2h"))
     assert "oplog window 600s is shorter than the planned 7200s" in err.value.message
     assert "replSetResizeOplog" in err.value.hint
-    Preflight()._versions_disk_oplog(_ctx(_facts(), windows={"a:1": 600}, full=False, expected_duration="2h"))
+    young = _ctx(_facts(), windows={"a:1": 600}, full=False, expected_duration="2h")
+    Preflight()._versions_disk_oplog(young)
+    assert young.messages == ["warning: a:1's oplog spans only 600s of the planned 7200s; it is not full yet, "
+                              "but the catch-up needs the split optime to stay in it until the cutover"]

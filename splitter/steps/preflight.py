@@ -114,10 +114,14 @@ class Preflight(Step):
             window = ctx.inspector.oplog_window_seconds(host)
             ctx.state.data.setdefault("oplog_window", {})[host] = window
             # A young oplog (shorter than planned but not yet full) is fine; only a full one limits the window.
-            if window < planned and self._oplog_full(ctx, host):
+            if window >= planned:
+                continue
+            if self._oplog_full(ctx, host):
                 raise PreflightRefused(f"{host}: oplog window {window:.0f}s is shorter than the planned "
                                        f"{planned:.0f}s", hint="grow the oplog (replSetResizeOplog) or plan a "
                                        "shorter split (planning.expected_duration)")
+            ctx.progress(f"warning: {host}'s oplog spans only {window:.0f}s of the planned {planned:.0f}s; it is "
+                         "not full yet, but the catch-up needs the split optime to stay in it until the cutover")
 
     @staticmethod
     def _oplog_full(ctx: StepContext, host: str) -> bool:
