@@ -27,6 +27,7 @@ from splitter.catchup import BackgroundCatchUp, CatchUpWorker, read_status
 from splitter.errors import OperationalError, RetryableError
 from splitter.lab.lab import Lab
 from splitter.routing import Routing
+from splitter.waiting import wait_until
 
 ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None})
 COLLECTIONS = ("users", "events", "sessions")
@@ -151,12 +152,7 @@ def assert_odd_half_equal(source: MongoClient, target: MongoClient) -> None:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(what, check, timeout=timeout, interval=0.1)
 
 
 @pytest.mark.mongod

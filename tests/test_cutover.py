@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from splitter.lab.lab import Lab
+from splitter.waiting import wait_until
 from tests.helpers import MixedWriter, half_snapshot, rs1_client, rs2_client, run_cli
 
 pytestmark = pytest.mark.mongod
@@ -37,12 +38,7 @@ def _status(config: str) -> dict:
 
 
 def _wait_for(what: str, check, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(what, check, timeout=timeout)
 
 
 def _applied(config: str) -> int:
