@@ -107,7 +107,10 @@ class Credentials(Strict):
 
 class Planning(Strict):
     expected_duration: Duration = Field(default="2h", description="how long the split may take, for the oplog check")
-    min_free_disk_fraction: float = Field(default=0.10, ge=0, le=1)
+    min_free_disk_fraction: float = Field(default=0.10, ge=0, le=1,
+                                          description="below this share of the filesystem free: a warning")
+    min_free_disk_vs_data: float = Field(default=1.0, ge=0, description="refuse when, besides, free space is "
+                                         "below this multiple of the node's data on disk")
     max_member_lag: Duration = "10s"
     default_write_concern: dict = Field(default_factory=lambda: {"w": "majority"})
 

@@ -58,6 +58,7 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> Ite
         yield lab
     finally:
         lab.down()
+        shutil.rmtree(lab.layout.root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -78,6 +79,8 @@ def lab_factory(tmp_path: Path, lab_cache: Path, request: pytest.FixtureRequest)
         if failed:
             _keep_logs(lab, f"{request.node.name}-lab{i}")
         lab.down()
+        # A run starts dozens of labs; CI's disk is shared, so only a failed test's logs outlive it.
+        shutil.rmtree(lab.layout.root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ def _ctx(facts: dict, windows: dict | None = None, full: bool = True, **planning
 
 
 def _facts(version="6.0.5", fcv="6.0", free=0.5, **override) -> dict:
-    facts = {h: {"version": version, "fcv": fcv, "free_fraction": free, "free_bytes": 1} for h in HOSTS}
+    facts = {h: {"version": version, "fcv": fcv, "free_fraction": free, "free_bytes": 10**9,
+                 "data_bytes": 10**8} for h in HOSTS}
     for host, changes in override.items():
         facts[host.replace("_", ":")] = {**facts[host.replace("_", ":")], **changes}
     return facts
@@ -41,12 +42,24 @@ def test_healthy_facts_pass_and_record_the_oplog_window() -> None:
     (_facts(c_1={"version": "6.0.4"}), "mixed versions/FCV: a:1 6.0.5/FCV 6.0"),
     (_facts(d_1={"fcv": "5.0"}), "d:1 6.0.5/FCV 5.0"),
     (_facts(version="4.2.1", fcv="4.2"), "older than 4.4"),
-    (_facts(b_1={"free_fraction": 0.04}), "b:1: only 4.0% disk free (minimum 10%)"),
+    (_facts(b_1={"free_fraction": 0.04, "data_bytes": 2 * 10**9}),
+     "b:1: only 4.0% disk free (minimum 10%) and its 953.7 MiB free is less than 1 x its 1.9 GiB of data"),
 ])
 def test_guards_refuse_with_the_numbers(facts: dict, expected: str) -> None:
     with pytest.raises(PreflightRefused) as err:
         Preflight()._versions_disk_oplog(_ctx(facts))
     assert expected in err.value.message
+
+
+def test_a_low_share_of_a_disk_that_still_holds_the_data_twice_over_only_warns() -> None:
+    ctx = _ctx(_facts(c_1={"free_fraction": 0.05}))
+    Preflight()._versions_disk_oplog(ctx)
+    assert ctx.messages == ["warning: c:1: only 5.0% disk free (minimum 10%), but 953.7 MiB free is at least "
+                            "1 x its 95.4 MiB of data"]
+    stricter = _ctx(_facts(c_1={"free_fraction": 0.05}), min_free_disk_vs_data=20)
+    with pytest.raises(PreflightRefused) as err:
+        Preflight()._versions_disk_oplog(stricter)
+    assert "less than 20 x its 95.4 MiB of data" in err.value.message
 
 
 def test_a_full_oplog_shorter_than_the_plan_is_refused_a_young_one_is_not() -> None:

@@ -113,7 +113,7 @@ class Inspector:
         return self._admin(host, "getDefaultRWConcern")
 
     def server_facts(self, host: str) -> dict[str, Any]:
-        """Version, FCV, disk use of the dbpath's filesystem."""
+        """Version, FCV, free space on the dbpath's filesystem, bytes of data on disk (oplog included)."""
         client = self.connector.member(host)
         build = client.admin.command("buildInfo")
         try:
@@ -124,9 +124,10 @@ class Inspector:
         stats = client.admin.command("dbStats")
         total = stats.get("fsTotalSize") or 0
         used = stats.get("fsUsedSize") or 0
+        data = client.admin.command("listDatabases", nameOnly=False).get("totalSize", 0)
         return {"version": build["version"], "fcv": fcv_version,
                 "free_fraction": (1 - used / total) if total else None,
-                "free_bytes": (total - used) if total else None}
+                "free_bytes": (total - used) if total else None, "data_bytes": int(data)}
 
     def list_namespaces(self, host_client: MongoClient) -> list[tuple[str, str]]:
         out = []

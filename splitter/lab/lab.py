@@ -24,7 +24,7 @@ from splitter.lab.security import ADMIN_ROLES, REPLSET_ROLE, REPLSET_ROLE_PRIVIL
 from splitter.mongod_binary import find_mongod
 from splitter.waiting import wait_until
 
-LAB_SETTINGS = {"electionTimeoutMillis": 3000, "heartbeatIntervalMillis": 1000}
+LAB_SETTINGS = {"electionTimeoutMillis": 5000, "heartbeatIntervalMillis": 1000}
 SNAPSHOT_FORMAT = 1
 
 Progress = Callable[[str], None]
@@ -173,19 +173,28 @@ class Lab:
                                      writeConcern={"w": "majority"})
 
     def _wait_primary_on_node1(self) -> None:
+        """Wait until node1 is PRIMARY and every member agrees on it and on the term. A member that lost an
+        election bumped its own term; node1 steps down when it hears of it, so a set that only looks ready
+        from node1 may still hold an election right after `lab up` returns."""
         node1 = self.layout.host("node1")
         self.progress("waiting for a primary on node1 and three secondaries")
-        with self._client(node1) as client:
+        clients = [self._client(host) for host in self.layout.data_nodes]
+        try:
             def ready() -> bool:
-                status = client.admin.command("replSetGetStatus")
-                states = {m["name"]: m["stateStr"] for m in status["members"]}
-                if states.get(node1.host) == "PRIMARY":
-                    return sorted(states.values()) == ["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"]
+                views = [c.admin.command("replSetGetStatus") for c in clients]
+                states = {m["name"]: m["stateStr"] for m in views[0]["members"]}
+                primaries = {m["name"] for view in views for m in view["members"] if m["stateStr"] == "PRIMARY"}
+                if primaries == {node1.host}:
+                    return (sorted(states.values()) == ["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"]
+                            and len({view["term"] for view in views}) == 1)
                 if "PRIMARY" in states.values() or list(states.values()).count("SECONDARY") == 4:
-                    client.admin.command("replSetStepUp")  # node1 calls an election and wins it
+                    clients[0].admin.command("replSetStepUp")  # node1 calls an election and wins it
                 return False
 
             wait_until("rs1 with PRIMARY on node1", ready, timeout=120, interval=0.5, progress=self.progress)
+        finally:
+            for client in clients:
+                client.close()
 
     # -- status / down ------------------------------------------------------------------------------
     def _mode(self, host: LabHost) -> tuple[str, int | None]:

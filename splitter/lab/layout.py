@@ -105,6 +105,8 @@ class LabLayout:
             "mongod_bin": str(mongod_bin),
             "mongod_cache_gb": 0.25,
             "mongod_oplog_mb": 512,
+            # Lab only: 300 MB of preallocated journal per node filled CI's disk over a test run.
+            "mongod_wiredtiger_config": "log=(file_max=16MB,prealloc=false)",
             "mongod_set_parameters": {"diagnosticDataCollectionEnabled": False},
             **(extra_vars or {}),
         }

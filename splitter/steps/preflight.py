@@ -23,8 +23,9 @@ class Preflight(Step):
         members = ", ".join(ctx.keep_hosts + ctx.move_hosts)
         return [f"check {ctx.source_name}'s live config equals split.yaml ({members})",
                 "check every member healthy, lag within limits, same version and FCV (>= 4.4)",
-                f"check oplog window >= {ctx.config.planning.expected_duration} and free disk "
-                f">= {ctx.config.planning.min_free_disk_fraction:.0%} on every data node",
+                f"check oplog window >= {ctx.config.planning.expected_duration} and free disk on every data node "
+                f"(>= {ctx.config.planning.min_free_disk_fraction:.0%} of the filesystem, or else >= "
+                f"{ctx.config.planning.min_free_disk_vs_data:g} x the node's data)",
                 "check arbiter ports are free, routing keys exist, Ansible reaches every host (ping.yml)",
                 "record rs1's original member priorities/votes (for rollback)"]
 
@@ -105,10 +106,8 @@ class Preflight(Step):
         version = tuple(int(p) for p in next(iter(versions)).split(".")[:2])
         if version < MIN_VERSION:
             raise PreflightRefused(f"mongod {'.'.join(map(str, version))} is older than 4.4")
-        minimum = ctx.config.planning.min_free_disk_fraction
         for host, f in facts.items():
-            if f["free_fraction"] is not None and f["free_fraction"] < minimum:
-                raise PreflightRefused(f"{host}: only {f['free_fraction']:.1%} disk free (minimum {minimum:.0%})")
+            self._disk(ctx, host, f)
         planned = parse_duration(ctx.config.planning.expected_duration)
         for host in ctx.keep_hosts:
             window = ctx.inspector.oplog_window_seconds(host)
@@ -122,6 +121,23 @@ class Preflight(Step):
                                        "shorter split (planning.expected_duration)")
             ctx.progress(f"warning: {host}'s oplog spans only {window:.0f}s of the planned {planned:.0f}s; it is "
                          "not full yet, but the catch-up needs the split optime to stay in it until the cutover")
+
+    @staticmethod
+    def _disk(ctx: StepContext, host: str, facts: dict) -> None:
+        """A small share of a big disk is plenty: nothing is copied, but the cleanup's deletes (and a PSA set's
+        history store while a member lags) grow the files, at worst by about the data's own size. So a low
+        share alone warns; it refuses when the free space is also below min_free_disk_vs_data x the data."""
+        planning = ctx.config.planning
+        free, share, data = facts["free_bytes"], facts["free_fraction"], facts.get("data_bytes") or 0
+        if share is None or share >= planning.min_free_disk_fraction:
+            return
+        low = f"{host}: only {share:.1%} disk free (minimum {planning.min_free_disk_fraction:.0%})"
+        if free < planning.min_free_disk_vs_data * data:
+            raise PreflightRefused(f"{low} and its {_size(free)} free is less than {planning.min_free_disk_vs_data:g}"
+                                   f" x its {_size(data)} of data", hint="free disk space first, or lower "
+                                   "planning.min_free_disk_vs_data if you know the headroom suffices")
+        ctx.progress(f"warning: {low}, but {_size(free)} free is at least "
+                     f"{planning.min_free_disk_vs_data:g} x its {_size(data)} of data")
 
     @staticmethod
     def _oplog_full(ctx: StepContext, host: str) -> bool:
@@ -156,3 +172,11 @@ class Preflight(Step):
 
     def verify(self, ctx: StepContext) -> None:
         self.check("original_config" in ctx.state.data, "rs1's original config was not recorded")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
