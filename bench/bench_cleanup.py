@@ -4,8 +4,9 @@ On a split lab (rs1 = node1 + node2 + arbiter1, rs2 = node3 + node4 + arbiter2),
 are copied server-side ($out, w: majority) into one database per variant, so every variant deletes the same
 documents (rs2's half, user_id odd) from identical data; the tool's variants are also copied on rs2, where its
 interlock looks the `_id`s up. Measured on rs1:
-  - tool, unthrottled: CleanupWorker (batch 500, no sleep, no lag check) over all collections, as the CLI
-    runs it (including its counts before and after), and again with --big-batch;
+  - tool, unthrottled: CleanupWorker (its defaults: batch 500, 4 in flight; no sleep, no lag check) over all
+    collections, as the CLI runs it (including its counts before and after), and again one batch at a time
+    (--parallel 1, each batch w: majority: how the cleanup ran before the pipeline);
   - baseline: `deleteMany({user_id: {$mod: [2, 1]}})` (w: majority), one per collection;
     these three in --rounds rounds on fresh copies, the order reversed every other round (load drifts);
   - naive: find the `_id`s, `delete_one` each (w: majority), for --naive-seconds;
@@ -52,9 +53,9 @@ PREFIX = "bench_cleanup_"
 WORKLOAD_DB = "bench_workload"
 KEY = "user_id"
 OTHER_REMAINDER = 1  # rs1 deletes rs2's half (odd keys)
-ROUNDS = ("tool", "tool_big", "deletemany")  # measured against each other, in --rounds rounds
+ROUNDS = ("tool", "tool_serial", "deletemany")  # measured against each other, in --rounds rounds
 ONCE = ("naive", "throttled", "unthrottled")
-ON_BOTH = ("tool", "tool_big", "throttled", "unthrottled")  # variants the interlock must find on rs2
+ON_BOTH = ("tool", "tool_serial", "throttled", "unthrottled")  # variants the interlock must find on rs2
 
 
 def delete_filter() -> dict[str, Any]:
@@ -96,7 +97,8 @@ def _timed(target: Any, name: str, spent: dict[str, float]) -> None:
     setattr(target, name, timed)
 
 
-def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 500) -> dict[str, Any]:
+def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 500, parallel: int = 4
+             ) -> dict[str, Any]:
     """One CleanupWorker run on rs1 against rs2 (positions in a throw-away state dir), with where its time went:
     the counts before and after (_expected, _finish), the batches, the position saves inside them."""
     from splitter.cleanup.worker import CleanupWorker
@@ -105,10 +107,11 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 50
     spent: dict[str, float] = {}
     try:
         worker = CleanupWorker(routing=routing, set_name="rs1", this=rs1, other=rs2, state_dir=state,
-                               limits=limits, batch_size=batch_size)
-        for name in ("_expected", "_finish", "_batch"):
+                               limits=limits, batch_size=batch_size, parallel=parallel)
+        for name in ("_expected", "_finish", "_chunk"):
             _timed(worker, name, spent)
         _timed(worker.positions, "save", spent)
+        _timed(worker.deleter, "delete", spent)
         started = time.monotonic()
         report = worker.run()
         seconds = time.monotonic() - started
@@ -116,7 +119,8 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 50
         shutil.rmtree(state, ignore_errors=True)
     return {"deleted": report.total("deleted"), "seconds": round(seconds, 3), "stopped": report.stop_kind,
             "kept_by_interlock": report.total("kept_by_interlock"), "waits": report.waits,
-            "batch_size": batch_size, "spent_s": {k.strip("_"): round(v, 3) for k, v in spent.items()}}
+            "batch_size": batch_size, "parallel": parallel,
+            "spent_s": {k.strip("_"): round(v, 3) for k, v in spent.items()}}
 
 
 def run_delete_many(rs1: Any, database: str, name: str) -> dict[str, Any]:
@@ -198,16 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duty", type=float, default=0.25, help="throttled run: work at most this share of time")
     parser.add_argument("--max-lag", type=float, default=10.0, help="throttled run: wait while a secondary lags more")
     parser.add_argument("--workload-threads", type=int, default=2)
-    parser.add_argument("--big-batch", type=int, default=5000, help="a second unthrottled run with this batch size")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of tool / big batch / deleteMany (fresh copies, "
-                                                              "order reversed every other round)")
+    parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of tool / serial tool / deleteMany (fresh copies, order reversed each round)")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
-    result = Result("cleanup", params={"docs": docs, "batch_size": 500, "naive_seconds": args.naive_seconds,
+    result = Result("cleanup", params={"docs": docs, "batch_size": 500, "parallel": args.parallel,
+                                       "naive_seconds": args.naive_seconds,
                                        "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
                                        "max_lag_s": args.max_lag}, "workload_threads": args.workload_threads,
                                        "write_concern": "majority", "rounds": args.rounds,
-                                       "big_batch": args.big_batch})
+                                       "serial": {"batch_size": 500, "parallel": 1}})
 
     def body() -> None:
         from splitter.cleanup.throttle import Limits
@@ -245,14 +250,14 @@ def main(argv: list[str] | None = None) -> int:
                     if variant == "deletemany":
                         runs[variant].append(run_delete_many_all(rs1, database, COLLECTIONS))
                     else:
-                        size = args.big_batch if variant == "tool_big" else 500
+                        parallel = 1 if variant == "tool_serial" else args.parallel
                         runs[variant].append(run_tool(rs1, rs2, routing_for(database, COLLECTIONS), Limits(),
-                                                      batch_size=size))
-            tool, tool_big, many = (combine(runs[v]) for v in ROUNDS)
+                                                      parallel=parallel))
+            tool, tool_serial, many = (combine(runs[v]) for v in ROUNDS)
             log(f"naive loop for up to {args.naive_seconds:.0f}s")
             naive = run_naive(rs1, databases["naive"], COLLECTIONS, args.naive_seconds)
             rates = {"tool": per_second(tool["deleted"], tool["seconds"]),
-                     "tool_big_batch": per_second(tool_big["deleted"], tool_big["seconds"]),
+                     "tool_serial": per_second(tool_serial["deleted"], tool_serial["seconds"]),
                      "deletemany": per_second(many["deleted"], many["seconds"]),
                      "naive": per_second(naive["deleted"], naive["seconds"])}
 
@@ -268,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             a1 = phase(args.phase_seconds)
             log("workload + throttled cleanup")
             thr = phase(args.phase_seconds,
-                        lambda: run_tool(rs1, rs2, routing_for(databases["throttled"], COLLECTIONS), throttled_limits))
+                        lambda: run_tool(rs1, rs2, routing_for(databases["throttled"], COLLECTIONS), throttled_limits,
+                                         parallel=1))  # as the CLI with --sleep
             log("workload + unthrottled cleanup")
             fast = phase(args.phase_seconds,
                          lambda: run_tool(rs1, rs2, routing_for(databases["unthrottled"], COLLECTIONS), fast_limits))
@@ -282,11 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         rates["throttled"] = per_second(thr[2]["deleted"], thr[2]["seconds"])
         rates["unthrottled_under_workload"] = per_second(fast[2]["deleted"], fast[2]["seconds"])
         result.results.update({
-            "tool": tool, "tool_big_batch": tool_big, "deletemany": many, "naive": naive, "throttled": thr[2],
+            "tool": tool, "tool_serial": tool_serial, "deletemany": many, "naive": naive, "throttled": thr[2],
             "unthrottled_under_workload": fast[2],
             "docs_per_s": rates, "tool_vs_deletemany": ratio(rates["tool"], rates["deletemany"]),
             "tool_vs_naive": ratio(rates["tool"], rates["naive"]),
-            "tool_big_batch_vs_deletemany": ratio(rates["tool_big_batch"], rates["deletemany"]),
+            "tool_serial_vs_deletemany": ratio(rates["tool_serial"], rates["deletemany"]),
             "workload": {"alone": alone, "with_throttled_cleanup": with_throttled,
                          "with_unthrottled_cleanup": with_fast, "errors": loop.errors[:5]},
             "workload_p99_ratio_throttled": ratio(with_throttled["p99_ms"], alone["p99_ms"]),
@@ -299,10 +305,11 @@ def main(argv: list[str] | None = None) -> int:
                 spent[key] = spent.get(key, 0.0) + value
         result.row("cleanup unthrottled, docs/s", rates["tool"], rates["deletemany"], "docs/s",
                    baseline_name="deleteMany({user_id: {$mod: [2, 1]}})",
-                   note=f"target >= 0.8; batch 500; of its {tool['seconds']:.1f}s: batches {spent.get('batch', 0):.1f}s"
-                        f" (position saves {spent.get('save', 0):.1f}s), counts before/after "
+                   note=f"target >= 0.8; batch 500 x {args.parallel} in flight; of its {tool['seconds']:.1f}s: chunks "
+                        f"{spent.get('chunk', 0):.1f}s (deletes {spent.get('delete', 0):.1f}s, position saves "
+                        f"{spent.get('save', 0):.1f}s), counts before/after "
                         f"{spent.get('expected', 0) + spent.get('finish', 0):.1f}s; {len(tool['runs'])} rounds")
-        result.row(f"cleanup unthrottled, --batch-size {args.big_batch}, docs/s", rates["tool_big_batch"],
+        result.row("cleanup unthrottled, one batch at a time (--parallel 1), docs/s", rates["tool_serial"],
                    rates["deletemany"], "docs/s", baseline_name="deleteMany")
         result.row("cleanup unthrottled vs one-at-a-time loop", rates["tool"], rates["naive"], "docs/s",
                    baseline_name="find + delete_one per document")

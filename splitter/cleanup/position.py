@@ -1,17 +1,23 @@
 """Where the cleanup of one namespace on one set stands: one JSON file each, replaced atomically.
 
 Files live in <state_dir>/cleanup/<set>/<db.coll>.json. `_id` values are stored as canonical Extended JSON so
-an ObjectId, a long or a string comes back exactly as it was.
+an ObjectId, a long or a string comes back exactly as it was; the `_id`s of a chunk in flight (thousands, saved
+twice per chunk) as one base64 BSON array, which is exact too and a hundred times faster to write.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import bson
 from bson import json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
@@ -27,6 +33,14 @@ def encode_id(value: Any) -> Any:
 
 def decode_id(value: Any) -> Any:
     return json_util.loads(json.dumps(value), json_options=CANONICAL_JSON_OPTIONS)
+
+
+def encode_ids(values: list[Any]) -> str:
+    return base64.b64encode(bson.encode({"ids": values})).decode("ascii")
+
+
+def decode_ids(text: str) -> list[Any]:
+    return list(bson.decode(base64.b64decode(text))["ids"])
 
 
 @dataclass
@@ -60,35 +74,47 @@ class Position:
             self.kept_sample.extend(ids[:room])
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        # Not dataclasses.asdict: it deep-copies every `_id` of the chunk in flight, on every save.
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc["format"] = POSITION_FORMAT
         doc["last_id"] = encode_id(self.last_id)
         doc["kept_sample"] = [encode_id(i) for i in self.kept_sample]
         if self.in_flight is not None:
-            doc["in_flight"] = {"ids": [encode_id(i) for i in self.in_flight.ids], "allowed": self.in_flight.allowed}
+            doc["in_flight"] = {"ids_bson": encode_ids(self.in_flight.ids), "allowed": self.in_flight.allowed}
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Position:
         flight = doc.get("in_flight")
+        flight_ids = (decode_ids(flight["ids_bson"]) if "ids_bson" in flight else [decode_id(i) for i in flight["ids"]]
+                      ) if flight else []
         return cls(
             set_name=doc["set_name"], namespace=doc["namespace"], started=bool(doc.get("started")),
             last_id=decode_id(doc.get("last_id")), done=bool(doc.get("done")), deleted=int(doc.get("deleted", 0)),
             kept_by_interlock=int(doc.get("kept_by_interlock", 0)),
             kept_sample=[decode_id(i) for i in doc.get("kept_sample", [])], batches=int(doc.get("batches", 0)),
-            in_flight=InFlight([decode_id(i) for i in flight["ids"]], int(flight["allowed"])) if flight else None,
+            in_flight=InFlight(flight_ids, int(flight["allowed"])) if flight else None,
             updated=str(doc.get("updated", "")),
         )
 
 
 class PositionStore:
-    """Reads and writes the position files of one set under a state dir (`persist=False`: never writes)."""
+    """Reads and writes the position files of one set under a state dir (`persist=False`: never writes).
 
-    def __init__(self, state_dir: Path, set_name: str, *, persist: bool = True) -> None:
+    Every save is atomic (a kill -9 never loses one); it is also fsync'd when `sync_every` seconds have passed
+    since the last fsync, and always when the namespace is done. A power cut can so bring back a position at
+    most that old: the rerun examines those documents again (the interlock still holds), and the deleted
+    counter misses what was deleted since."""
+
+    def __init__(self, state_dir: Path, set_name: str, *, persist: bool = True, sync_every: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.dir = Path(state_dir) / "cleanup" / set_name
         self.set_name = set_name
         self.persist = persist
+        self.sync_every = sync_every
+        self.monotonic = monotonic
         self._ready = False
+        self._synced = -math.inf
 
     def path(self, namespace: str) -> Path:
         return self.dir / f"{quote(namespace, safe='.-_')}.json"
@@ -107,7 +133,10 @@ class PositionStore:
             for directory in (self.dir.parent.parent, self.dir.parent, self.dir):
                 ensure_state_dir(directory)
             self._ready = True
-        atomic_write_json(self.path(position.namespace), position.to_json())
+        durable = position.done or self.monotonic() - self._synced >= self.sync_every
+        atomic_write_json(self.path(position.namespace), position.to_json(), durable=durable)
+        if durable:
+            self._synced = self.monotonic()
 
     def all(self) -> list[Position]:
         if not self.dir.is_dir():

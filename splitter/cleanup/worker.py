@@ -3,10 +3,11 @@
 Touches: this set (finds, deletes with w:"majority", replSetGetStatus), the other set (reads `_id`s for the
 interlock, read concern majority), and the position files under the state dir (not in a dry run).
 
-A batch: the next `_id`s after the saved position whose key routes to the other set; the other set is asked
-which of them it holds; only those are deleted (still filtered by the other half). The position is saved with
-the batch "in flight" before the delete and with the batch done after it, so a SIGKILL at any point loses
-nothing, skips nothing, and the rerun counts exactly.
+A chunk: the next `_id`s after the saved position whose key routes to the other set; the other set is asked
+which of them it holds; only those are deleted (still filtered by the other half), as `parallel` batches at once
+(batches.py, which also examines the next chunk while this one is deleted). The position is saved with the
+chunk "in flight" before the delete and with the chunk done after it, so a SIGKILL at any point loses nothing,
+skips nothing, and the rerun counts exactly.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bson import json_util
-from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError
 from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
+from splitter.cleanup.batches import ChunkDeleter, ChunkScanner
 from splitter.cleanup.control import RunControl
 from splitter.cleanup.position import InFlight, Position, PositionStore
 from splitter.cleanup.progress import NullProgress, ProgressSink
@@ -34,7 +33,6 @@ from splitter.cluster.lag import LagReader, LagReading
 from splitter.errors import OperationalError
 from splitter.routing import RoutedCollection, Routing
 
-DELETE_CONCERN = WriteConcern("majority", wtimeout=60_000)
 TRANSIENT = (AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError)
 MAX_TRANSIENT = 10
 TRANSIENT_PAUSE = 2.0
@@ -44,27 +42,23 @@ class LagSource(Protocol):
     def read(self) -> LagReading: ...
 
 
-def _key(value: Any) -> str:
-    return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
-
-
 class CleanupWorker:
-    """One set's cleanup run; `run()` returns its SetReport. Only waits as the Throttler decides."""
+    """One set's cleanup run; `run()` returns its SetReport. Only waits as the Throttler decides. A chunk is
+    `parallel` batches of `batch_size` deleted at once; the throttler rests after each chunk."""
 
     def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
-                 state_dir: Path, limits: Limits | None = None, batch_size: int = 500, dry_run: bool = False,
+                 state_dir: Path, limits: Limits | None = None, batch_size: int = 500, parallel: int = 4,
+                 dry_run: bool = False,
                  control: RunControl | None = None, progress: ProgressSink | None = None,
                  lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         self.routing = routing
         self.set_name = set_name
         self.other_set = routing.other_set(set_name)
         self.this = this
         self.other = other
         self.throttler = Throttler(limits or Limits())
-        self.batch_size = batch_size
+        self.deleter = ChunkDeleter(batch_size, parallel)
         self.dry_run = dry_run
         self.positions = PositionStore(state_dir, set_name, persist=not dry_run)
         self.control = control or RunControl(state_dir)
@@ -89,6 +83,12 @@ class CleanupWorker:
         return result
 
     def run(self) -> SetReport:
+        try:
+            return self._run()
+        finally:
+            self.deleter.close()
+
+    def _run(self) -> SetReport:
         self._started = self.monotonic()
         opening = self.throttler.opening(self.clock())
         if opening.action == "stop":
@@ -114,63 +114,51 @@ class CleanupWorker:
         coll = self.this[routed.database][routed.collection]
         other = self.other[routed.database].get_collection(routed.collection, read_concern=ReadConcern("majority"))
         half = self.routing.half_filter(routed.key, self.other_set)
-        while True:
-            decision = self._await_go()
-            if decision is not None:
-                return decision
-            started = self.monotonic()
-            more = self._retrying(lambda: self._batch(coll, other, half, pos))
-            if not more:
-                return None
-            rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed())
-            self.control.wait(rest)
+        scanner = ChunkScanner(coll, other, half)
+        try:
+            while True:
+                decision = self._await_go()
+                if decision is not None:
+                    return decision
+                started = self.monotonic()
+                more = self._retrying(lambda: self._chunk(coll, half, scanner, pos))
+                if not more:
+                    return None
+                rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed())
+                self.control.wait(rest)
+        finally:
+            scanner.close()
 
-    def _batch(self, coll: Collection, other: Collection, half: dict[str, Any], pos: Position) -> bool:
-        """One batch; False when the collection has nothing more to examine."""
+    def _chunk(self, coll: Collection, half: dict[str, Any], scanner: ChunkScanner, pos: Position) -> bool:
+        """One chunk; False when the collection has nothing more to examine."""
         if pos.in_flight is not None and not self.dry_run:
             self._recover_batch(coll, half, pos)
-        quota = self.throttler.batch_quota(self._deleted, self.batch_size)
+        quota = self.throttler.batch_quota(self._deleted, self.deleter.chunk_size)
         if quota <= 0:
-            return True  # --max-docs reached; the throttler stops before the next batch
-        ids = self._candidates(coll, half, pos, quota)
-        if not ids:
+            return True  # --max-docs reached; the throttler stops before the next chunk
+        found = scanner.take(pos, quota)
+        if not found.ids:
             pos.done = True
             self.positions.save(pos)
             return False
-        on_other = {_key(d["_id"]) for d in other.find({"_id": {"$in": ids}}, {"_id": 1})}
-        allowed = [i for i in ids if _key(i) in on_other]
-        kept = [i for i in ids if _key(i) not in on_other]
         if self.dry_run:
-            deleted = len(allowed)
+            deleted = len(found.allowed)
         else:
-            pos.in_flight = InFlight(ids, len(allowed))
+            pos.in_flight = InFlight(found.ids, len(found.allowed))
             self.positions.save(pos)
-            deleted = 0
-            if allowed:
-                result = coll.with_options(write_concern=DELETE_CONCERN).delete_many(
-                    {"$and": [{"_id": {"$in": allowed}}, half]})
-                deleted = result.deleted_count
+            deleted = self.deleter.delete(coll, half, found.allowed) if found.allowed else 0
             pos.in_flight = None
-        pos.started, pos.last_id = True, ids[-1]
+        pos.started, pos.last_id = True, found.ids[-1]
         pos.deleted += deleted
-        pos.note_kept(kept)
+        pos.note_kept(found.kept)
         pos.batches += 1
         self.positions.save(pos)
         rep = self._collection_report(coll.full_name)
         rep.deleted += deleted
-        rep.kept_by_interlock += len(kept)
+        rep.kept_by_interlock += len(found.kept)
         self._deleted += deleted
         self.progress.advance(self.set_name, deleted)
         return True
-
-    def _candidates(self, coll: Collection, half: dict[str, Any], pos: Position, limit: int) -> list[Any]:
-        """The next `limit` `_id`s of the other half after the position, in `_id` index order (all BSON types)."""
-        if not pos.started:
-            cursor = coll.find(half, {"_id": 1}).hint([("_id", 1)])
-        else:
-            cursor = coll.find({"$and": [half, {"_id": {"$ne": pos.last_id}}]}, {"_id": 1}).hint([("_id", 1)])
-            cursor = cursor.min([("_id", pos.last_id)])  # inclusive lower bound in index order, across types
-        return [d["_id"] for d in cursor.limit(limit).batch_size(limit)]
 
     def _recover(self, routed: RoutedCollection, pos: Position) -> None:
         if pos.in_flight is not None:

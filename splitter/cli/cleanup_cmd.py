@@ -26,6 +26,8 @@ from splitter.engine.state import load_state
 from splitter.errors import BadInput, OperationalError
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 
+PARALLEL_UNTHROTTLED = 4
+
 
 @dataclass(frozen=True)
 class Options:
@@ -34,6 +36,7 @@ class Options:
     set_choice: str
     dry_run: bool
     batch_size: int
+    parallel: int
     limits: Limits
     as_json: bool
     schedule_args: tuple[tuple[str, str], ...]
@@ -60,8 +63,9 @@ def _sets(config: SplitConfig, choice: str) -> list[str]:
     return [choice]
 
 
-def _options(config: SplitConfig, set_choice: str, dry_run: bool, batch_size: int, max_docs: int | None,
-             max_runtime: str | None, max_lag: str | None, sleep: str, window: str | None, as_json: bool) -> Options:
+def _options(config: SplitConfig, set_choice: str, dry_run: bool, batch_size: int, parallel: int | None,
+             max_docs: int | None, max_runtime: str | None, max_lag: str | None, sleep: str, window: str | None,
+             as_json: bool) -> Options:
     _sets(config, set_choice)
     try:
         sleep_seconds, duty = parse_sleep(sleep)
@@ -71,10 +75,15 @@ def _options(config: SplitConfig, set_choice: str, dry_run: bool, batch_size: in
         raise BadInput(str(exc)) from exc
     limits = Limits(max_docs=max_docs, max_runtime=_duration("--max-runtime", max_runtime), max_lag=lag,
                     sleep=sleep_seconds, duty_cycle=duty, window=parsed_window)
-    given = (("--batch-size", str(batch_size)), ("--max-docs", max_docs), ("--max-runtime", max_runtime),
+    given = (("--batch-size", str(batch_size)), ("--parallel", parallel), ("--max-docs", max_docs),
+             ("--max-runtime", max_runtime),
              ("--max-lag", max_lag), ("--sleep", None if sleep in ("0", "0s") else sleep))
     schedule_args = tuple((name, str(value)) for name, value in given if value is not None)
-    return Options(set_choice, dry_run, batch_size, limits, as_json, schedule_args)
+    # Throttled runs delete one batch at a time, each acknowledged by a majority: several in flight let the
+    # secondaries fall a chunk behind, and the application's w:"majority" writes wait for them (bench/README).
+    throttled = bool(sleep_seconds or duty)
+    return Options(set_choice, dry_run, batch_size, parallel or (1 if throttled else PARALLEL_UNTHROTTLED), limits,
+                   as_json, schedule_args)
 
 
 def _schedule_spec(config: SplitConfig, opts: Options) -> ScheduleSpec:
@@ -114,7 +123,8 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
         clients = _clients(config, connector)
         workers = [CleanupWorker(routing=config.routing, set_name=name, this=clients[name],
                                  other=clients[config.routing.other_set(name)], state_dir=config.state_path,
-                                 limits=opts.limits, batch_size=opts.batch_size, dry_run=opts.dry_run,
+                                 limits=opts.limits, batch_size=opts.batch_size, parallel=opts.parallel,
+                                 dry_run=opts.dry_run,
                                  control=control, progress=progress)
                    for name in _sets(config, opts.set_choice)]
         with ThreadPoolExecutor(len(workers), thread_name_prefix="cleanup") as pool:
@@ -124,7 +134,7 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
                 if any(f.exception() is not None for f in finished):
                     control.request_stop("stopped because the other set's cleanup failed")
                 reports = [f.result() for f in futures]
-            except BaseException:  # Ctrl-C included: let every worker finish its batch and save its position
+            except BaseException:  # Ctrl-C included: let every worker finish its chunk and save its position
                 control.request_stop("interrupted")
                 raise
     return CleanupReport(sets=reports)
@@ -137,13 +147,16 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
               help="The set to clean (its name in split.yaml), or both (one worker per set, each with the limits).")
 @click.option("--dry-run", is_flag=True, help="Delete nothing and save no position; report what would be deleted.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
-              help="Documents per delete.")
+              help="Documents per delete command.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=None,
+              help=f"Delete commands in flight at once; a chunk is --parallel x --batch-size documents. "
+                   f"[default: {PARALLEL_UNTHROTTLED}, or 1 with --sleep, the gentlest]")
 @click.option("--max-docs", type=click.IntRange(min=1), default=None, help="Stop after deleting this many (per set).")
 @click.option("--max-runtime", default=None, metavar="DURATION", help="Stop after this long, e.g. 3h.")
 @click.option("--max-lag", default=None, metavar="DURATION",
               help="Wait while a secondary lags more than this. Default: planning.max_member_lag.")
 @click.option("--sleep", "sleep", default="0s", show_default=True, metavar="DURATION|N%",
-              help="Rest after each batch, e.g. 200ms; or N% to delete at most N% of the time.")
+              help="Rest after each chunk, e.g. 200ms; or N% to delete at most N% of the time.")
 @click.option("--window", default=None, metavar="HH:MM-HH:MM",
               help="Local time window; outside it exit 0 at once, and stop when it closes.")
 @click.option("--json", "as_json", is_flag=True, help="The final report as one JSON line.")
@@ -152,19 +165,22 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
               help="Install the nightly schedule on HOST (inventory name) through playbooks/cleanup_schedule.yml.")
 @click.option("--remove-schedule", "remove_host", metavar="HOST", default=None,
               help="Remove the nightly schedule from HOST.")
-def cleanup(config_path: Path, set_choice: str, dry_run: bool, batch_size: int, max_docs: int | None,
-            max_runtime: str | None, max_lag: str | None, sleep: str, window: str | None, as_json: bool,
+def cleanup(config_path: Path, set_choice: str, dry_run: bool, batch_size: int, parallel: int | None,
+            max_docs: int | None, max_runtime: str | None, max_lag: str | None, sleep: str, window: str | None,
+            as_json: bool,
             print_schedule: bool, install_host: str | None, remove_host: str | None) -> None:
     """Delete, from each routed collection, the documents whose key belongs to the other set.
 
     \b
-    Batches walk the _id index and delete with w:"majority" only documents that exist on the other set
-    (the interlock); documents with a missing or non-integer key are never deleted. The position is saved
-    after every batch: after a crash, rerun the same command. Refuses to start before the cutover.
-    Pause: touch STATE_DIR/cleanup.pause, or send SIGUSR1 (again to continue). SIGTERM: stop after the batch.
+    Chunks walk the _id index and delete only documents that exist on the other set (the interlock), as
+    --parallel batches at once, each chunk acknowledged by a majority before it is recorded; documents with a
+    missing or non-integer key are never deleted. The position is saved with every chunk: after a crash,
+    rerun the same command. Refuses to start before the cutover.
+    Pause: touch STATE_DIR/cleanup.pause, or send SIGUSR1 (again to continue). SIGTERM: stop after the chunk.
     """
     config = load_config(config_path)
-    opts = _options(config, set_choice, dry_run, batch_size, max_docs, max_runtime, max_lag, sleep, window, as_json)
+    opts = _options(config, set_choice, dry_run, batch_size, parallel, max_docs, max_runtime, max_lag, sleep, window,
+                    as_json)
     if print_schedule or install_host or remove_host:
         spec = _schedule_spec(config, opts)
         if print_schedule:

@@ -24,21 +24,25 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so a reader (or a crash) only ever sees the old or the new file, never a torn one."""
+def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write JSON so a reader (or a crash) only ever sees the old or the new file, never a torn one.
+    `durable=False` skips the fsyncs: the file still survives a kill -9 (the page cache outlives the process),
+    only a power cut may bring back the previous version."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             os.fchmod(handle.fileno(), 0o600)
             json.dump(data, handle, indent=2, sort_keys=True, default=str)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(path.parent, os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,0 +1,140 @@
+"""The cleanup's batch pipeline: examines the next chunk of candidates ahead of time and deletes a chunk as several
+batches in flight at once, so that neither the interlock lookup nor a batch's wait for "majority" stalls the rest.
+
+Touches: this set (finds `_id`s, deletes with w:"majority") and the other set (finds `_id`s, read concern
+majority). Never the position files: the worker records a chunk before and after `ChunkDeleter.delete`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import Binary, Int64, ObjectId, Timestamp, json_util
+from bson.json_util import CANONICAL_JSON_OPTIONS
+from pymongo.collection import Collection
+from pymongo.write_concern import WriteConcern
+
+from splitter.cleanup.position import Position
+
+DELETE_CONCERN = WriteConcern("majority", wtimeout=60_000)
+PRIMARY_ONLY = WriteConcern(1)
+HASHABLE_IDS = (ObjectId, int, Int64, str, float, bool, datetime, Binary, bytes, Timestamp)
+
+
+def id_key(value: Any) -> Hashable:
+    """A hashable, type-exact key for an `_id` (1, 1.0 and Int64(1) are equal in Python, not in BSON). The
+    type and value for the usual `_id`s; Extended JSON, twenty times slower, for documents and arrays."""
+    if isinstance(value, HASHABLE_IDS):
+        return type(value), value
+    return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Examined:
+    """One chunk: the next candidate `_id`s of the other half, split by the interlock into those the other set
+    holds (`allowed`) and those it does not (`kept`)."""
+
+    ids: list[Any]
+    allowed: list[Any]
+    kept: list[Any]
+
+
+class ChunkScanner:
+    """Finds candidates on this set and asks the other set about them; while the caller deletes one chunk, it
+    already examines the next one (one background thread). Reading ahead is as safe as reading just before the
+    delete: once the other set holds a document with majority, only the application can remove it there."""
+
+    def __init__(self, this: Collection, other: Collection, half: dict[str, Any]) -> None:
+        self.this = this
+        self.other = other
+        self.half = half
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cleanup-scan")
+        self._ahead: tuple[tuple[Hashable, int], Future[Examined]] | None = None
+
+    def take(self, pos: Position, limit: int) -> Examined:
+        """The chunk after `pos` (at most `limit` candidates); starts examining the one after it."""
+        start = id_key(pos.last_id) if pos.started else None
+        found = self._from_ahead((start, limit))
+        if found is None:
+            found = self.examine(pos.started, pos.last_id, limit)
+        if found.ids:
+            after = found.ids[-1]
+            self._ahead = ((id_key(after), limit), self._pool.submit(self.examine, True, after, limit))
+        return found
+
+    def _from_ahead(self, wanted: tuple[Hashable, int]) -> Examined | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != wanted:
+            return None
+        try:
+            return ahead[1].result()
+        except Exception:  # examined again in the caller's thread, where errors are handled
+            return None
+
+    def examine(self, started: bool, last_id: Any, limit: int) -> Examined:
+        ids = self.candidates(started, last_id, limit)
+        if not ids:
+            return Examined([], [], [])
+        on_other = {id_key(d["_id"]) for d in self.other.find({"_id": {"$in": ids}}, {"_id": 1})}
+        allowed, kept = [], []
+        for i in ids:
+            (allowed if id_key(i) in on_other else kept).append(i)
+        return Examined(ids, allowed, kept)
+
+    def candidates(self, started: bool, last_id: Any, limit: int) -> list[Any]:
+        """The next `limit` `_id`s of the other half after `last_id`, in `_id` index order (all BSON types)."""
+        if not started:
+            cursor = self.this.find(self.half, {"_id": 1}).hint([("_id", 1)])
+        else:
+            cursor = self.this.find({"$and": [self.half, {"_id": {"$ne": last_id}}]}, {"_id": 1}).hint([("_id", 1)])
+            cursor = cursor.min([("_id", last_id)])  # inclusive lower bound in index order, across types
+        return [d["_id"] for d in cursor.limit(limit).batch_size(limit)]
+
+    def close(self) -> None:
+        self._ahead = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ChunkDeleter:
+    """Deletes a chunk as batches of `batch_size`, each still filtered by the other half: all but the last with
+    w:1, up to `parallel` at once; then the last with w:"majority". Its acknowledgement means the majority commit
+    point passed it, and so every earlier batch, which finished before it was sent: the chunk as a whole is
+    durable (no rollback can bring a document back) when `delete` returns, with one wait for replication
+    instead of one per batch. Returns only when every batch has finished (or failed)."""
+
+    def __init__(self, batch_size: int, parallel: int) -> None:
+        if batch_size < 1 or parallel < 1:
+            raise ValueError("batch_size and parallel must be at least 1")
+        self.batch_size = batch_size
+        self.parallel = parallel
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="cleanup-delete") if parallel > 1 else None
+
+    @property
+    def chunk_size(self) -> int:
+        return self.batch_size * self.parallel
+
+    def delete(self, coll: Collection, half: dict[str, Any], ids: list[Any]) -> int:
+        pieces = [ids[i:i + self.batch_size] for i in range(0, len(ids), self.batch_size)]
+        if not pieces:
+            return 0
+        *first, last = pieces
+        fast = coll.with_options(write_concern=PRIMARY_ONLY)
+        if self._pool is None or len(first) <= 1:
+            deleted = sum(self._one(fast, half, piece) for piece in first)
+        else:
+            futures = [self._pool.submit(self._one, fast, half, piece) for piece in first]
+            wait(futures)  # all of them, also when one failed: the caller recovers the chunk only once none runs
+            deleted = sum(f.result() for f in futures)
+        return deleted + self._one(coll.with_options(write_concern=DELETE_CONCERN), half, last)
+
+    @staticmethod
+    def _one(coll: Collection, half: dict[str, Any], ids: list[Any]) -> int:
+        return coll.delete_many({"$and": [{"_id": {"$in": ids}}, half]}).deleted_count
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,164 @@
+"""The cleanup's batch pipeline: the scanner (real mongod, scratch databases on the shared lab), the deleter's
+write-concern order (a recording fake: what matters is which command goes when), type-exact `_id` keys, and the
+position store's fsync policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from bson import Binary, Int64, ObjectId
+from pymongo import MongoClient
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from splitter.cleanup import position as position_module
+from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, id_key
+from splitter.cleanup.position import InFlight, Position, PositionStore
+from splitter.cli.cleanup_cmd import _options
+from splitter.config import load_config
+from splitter.lab.lab import Lab
+
+
+@pytest.mark.parametrize(("sleep", "parallel", "expected"), [("0s", None, 4), ("25%", None, 1), ("200ms", None, 1),
+                                                              ("25%", 3, 3), ("0s", 1, 1)])
+def test_throttled_runs_delete_one_batch_at_a_time_unless_told(sleep: str, parallel: int | None,
+                                                               expected: int) -> None:
+    config = SimpleNamespace(source=SimpleNamespace(name="rs1"), target=SimpleNamespace(name="rs2"),
+                             planning=SimpleNamespace(max_member_lag="10s"))
+    opts = _options(config, "rs1", False, 500, parallel, None, None, None, sleep, None, False)  # type: ignore[arg-type]
+    assert opts.parallel == expected
+    assert ("--parallel", str(parallel)) in opts.schedule_args if parallel else "--parallel" not in dict(
+        opts.schedule_args)
+
+
+def test_id_keys_are_exact_about_bson_types() -> None:
+    values = [1, 1.0, Int64(1), True, "1", b"1", Binary(b"1", 4), ObjectId(), {"a": 1}, {"a": 1.0}, [1]]
+    assert len({id_key(v) for v in values}) == len(values)
+    assert id_key({"a": 1, "b": 2}) != id_key({"b": 2, "a": 1})  # field order is part of a BSON document
+
+
+class RecordingCollection:
+    """Stands in for a pymongo Collection: records each delete_many with its write concern, start and end."""
+
+    def __init__(self, calls: list[dict[str, Any]], fail_on: Any = None, concern: WriteConcern | None = None):
+        self.calls, self.fail_on, self.concern = calls, fail_on, concern
+        self.lock = threading.Lock()
+
+    def with_options(self, write_concern: WriteConcern) -> RecordingCollection:
+        clone = RecordingCollection(self.calls, self.fail_on, write_concern)
+        clone.lock = self.lock
+        return clone
+
+    def delete_many(self, query: dict[str, Any]) -> Any:
+        ids = query["$and"][0]["_id"]["$in"]
+        started = time.monotonic()
+        time.sleep(0.05)
+        with self.lock:
+            self.calls.append({"w": self.concern.document.get("w"), "ids": ids, "start": started,
+                               "end": time.monotonic()})
+        if self.fail_on in ids:
+            raise RuntimeError("delete failed")
+        return type("Result", (), {"deleted_count": len(ids)})()
+
+
+def test_deleter_sends_the_majority_batch_last_after_all_others_finished() -> None:
+    calls: list[dict[str, Any]] = []
+    deleter = ChunkDeleter(batch_size=10, parallel=4)
+    try:
+        assert deleter.chunk_size == 40
+        assert deleter.delete(RecordingCollection(calls), {}, list(range(35))) == 35
+    finally:
+        deleter.close()
+    assert sorted(len(c["ids"]) for c in calls) == [5, 10, 10, 10]
+    *first, last = sorted(calls, key=lambda c: c["start"])
+    assert [c["w"] for c in first] == [1, 1, 1] and last["w"] == "majority" and last["ids"] == list(range(30, 35))
+    assert last["start"] >= max(c["end"] for c in first)
+    assert max(c["start"] for c in first) < min(c["end"] for c in first)  # the w:1 batches ran at once
+
+
+def test_deleter_waits_for_every_batch_and_skips_the_majority_one_when_one_fails() -> None:
+    calls: list[dict[str, Any]] = []
+    single = ChunkDeleter(batch_size=10, parallel=1)
+    assert single.delete(RecordingCollection(calls), {}, [1, 2]) == 2 and calls[0]["w"] == "majority"
+    calls.clear()
+    deleter = ChunkDeleter(batch_size=10, parallel=4)
+    try:
+        with pytest.raises(RuntimeError):
+            deleter.delete(RecordingCollection(calls, fail_on=0), {}, list(range(40)))
+    finally:
+        deleter.close()
+    assert len(calls) == 3 and all(c["w"] == 1 for c in calls)  # the others finished; no majority batch was sent
+
+
+def test_position_saves_are_atomic_always_and_durable_once_a_second(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    flags: list[bool] = []
+    real = position_module.atomic_write_json
+
+    def recording(path: Path, data: Any, *, durable: bool = True) -> None:
+        flags.append(durable)
+        real(path, data, durable=durable)
+
+    monkeypatch.setattr(position_module, "atomic_write_json", recording)
+    now = [100.0]
+    store = PositionStore(tmp_path, "rs1", monotonic=lambda: now[0])
+    pos = Position("rs1", "app.users", started=True, last_id=Int64(7))
+    pos.in_flight = InFlight([ObjectId(), Int64(2), "3", {"k": 1}], 3)
+    for step in (0.0, 0.3, 0.3, 0.5, 0.1):
+        now[0] += step
+        store.save(pos)
+    pos.done, pos.in_flight = True, None
+    store.save(pos)
+    assert flags == [True, False, False, True, False, True]
+    loaded = store.load("app.users")
+    assert loaded.done and loaded.last_id == Int64(7) and isinstance(loaded.last_id, Int64)
+
+
+@pytest.fixture
+def scratch(shared_lab: Lab) -> Any:
+    client = MongoClient(shared_lab.layout.connection_string, serverSelectionTimeoutMS=10000)
+    majority = WriteConcern("majority")
+    this = client.get_database("scan_this", write_concern=majority).docs
+    other = client.get_database("scan_other", write_concern=majority).docs
+    this.insert_many([{"_id": i, "user_id": i} for i in range(100)])
+    other.insert_many([{"_id": i, "user_id": i} for i in range(1, 100, 2) if i not in (51, 53)])
+    try:
+        yield shared_lab, this, other.with_options(read_concern=ReadConcern("majority"))
+    finally:
+        client.drop_database("scan_this")
+        client.drop_database("scan_other")
+        client.close()
+
+
+def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwise(scratch: Any) -> None:
+    lab, this, other = scratch
+    half = load_config(lab.layout.config_path).routing.half_filter("user_id", "rs2")
+    scanner = ChunkScanner(this, other, half)
+    in_main: list[tuple[Any, ...]] = []  # examinations the caller waited for (the rest ran ahead, in the thread)
+    examine = scanner.examine
+
+    def spy(*args: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            in_main.append(args)
+        return examine(*args)
+
+    scanner.examine = spy  # type: ignore[method-assign]
+    try:
+        pos = Position("rs1", "scan_this.docs")
+        first = scanner.take(pos, 10)
+        assert first.ids == list(range(1, 21, 2)) and first.allowed == first.ids and first.kept == []
+        pos.started, pos.last_id = True, first.ids[-1]
+        second = scanner.take(pos, 10)
+        assert second.ids == list(range(21, 41, 2)) and in_main == [(False, None, 10)]  # read ahead
+        again = scanner.take(pos, 10)  # a retried chunk: the look-ahead (from 39) does not fit, examined anew
+        assert again == second and in_main[-1] == (True, 19, 10)
+        pos.last_id = 49
+        third = scanner.take(pos, 10)
+        assert third.kept == [51, 53] and 51 not in third.allowed and third.ids[0] == 51
+    finally:
+        scanner.close()
