@@ -19,6 +19,7 @@ from pymongo.write_concern import WriteConcern
 from splitter.cleanup import position as position_module
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, id_key
 from splitter.cleanup.position import InFlight, Position, PositionStore
+from splitter.cleanup.throttle import Limits
 from splitter.cli.cleanup_cmd import _options
 from splitter.config import load_config
 from splitter.lab.lab import Lab
@@ -54,7 +55,7 @@ class RecordingCollection:
         clone.lock = self.lock
         return clone
 
-    def delete_many(self, query: dict[str, Any]) -> Any:
+    def delete_many(self, query: dict[str, Any], hint: Any = None) -> Any:
         ids = query["$and"][0]["_id"]["$in"]
         started = time.monotonic()
         time.sleep(0.05)
@@ -162,3 +163,11 @@ def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwis
         assert third.kept == [51, 53] and 51 not in third.allowed and third.ids[0] == 51
     finally:
         scanner.close()
+
+    assert Limits(duty_cycle=0.25).rests and Limits(sleep=0.2).rests and not Limits().rests
+    resting = ChunkScanner(this, other, half, read_ahead=False)  # a throttled run works only inside its duty window
+    try:
+        resting.take(Position("rs1", "scan_this.docs"), 10)
+        assert resting._ahead is None
+    finally:
+        resting.close()

@@ -104,6 +104,11 @@ class Limits:
     lag_poll: float = 2.0
     pause_poll: float = 1.0
 
+    @property
+    def rests(self) -> bool:
+        """Whether the run rests between chunks (--sleep): it then does all its work inside the duty window."""
+        return bool(self.sleep or self.duty_cycle)
+
 
 @dataclass(frozen=True)
 class Observation:

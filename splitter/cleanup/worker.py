@@ -114,7 +114,7 @@ class CleanupWorker:
         coll = self.this[routed.database][routed.collection]
         other = self.other[routed.database].get_collection(routed.collection, read_concern=ReadConcern("majority"))
         half = self.routing.half_filter(routed.key, self.other_set)
-        scanner = ChunkScanner(coll, other, half)
+        scanner = ChunkScanner(coll, other, half, read_ahead=not self.throttler.limits.rests)
         try:
             while True:
                 decision = self._await_go()
@@ -228,14 +228,16 @@ class CleanupWorker:
         return rep
 
     def _expected(self, routed: list[RoutedCollection], positions: dict[str, Position]) -> int:
-        """About how many documents this run will delete (for the bar and its ETA)."""
+        """About how many documents this run will delete (for the bar and its ETA): the collections' document
+        counts from their metadata, split by the modulus, less what earlier runs deleted. Counting the half
+        exactly would read every document once more before the first delete."""
         total = 0
         for c in routed:
             pos = positions[c.namespace]
             if not pos.done:
-                count = self.this[c.database][c.collection].count_documents(
-                    self.routing.half_filter(c.key, self.other_set))
-                total += max(count - pos.kept_by_interlock, 0)
+                now = self.this[c.database][c.collection].estimated_document_count()
+                # the other half was about 1/modulus of the documents before earlier runs deleted some of it
+                total += max((now + pos.deleted) // self.routing.modulus - pos.deleted - pos.kept_by_interlock, 0)
         limit = self.throttler.limits.max_docs
         return min(total, limit) if limit is not None else total
 
