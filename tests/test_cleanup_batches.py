@@ -118,6 +118,10 @@ def test_position_saves_are_atomic_always_and_durable_once_a_second(tmp_path: Pa
     assert flags == [True, False, False, True, False, True]
     loaded = store.load("app.users")
     assert loaded.done and loaded.last_id == Int64(7) and isinstance(loaded.last_id, Int64)
+    earlier = {"set_name": "rs1", "namespace": "app.users", "in_flight": {  # written before chunks existed
+        "ids": [{"$numberInt": "1"}, {"$numberLong": "2"}, "x"], "allowed": 2}}
+    flight = Position.from_json(earlier).in_flight
+    assert flight is not None and flight.ids == [1, Int64(2), "x"] and isinstance(flight.ids[1], Int64)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The cleanup's batch pipeline: examines the next chunk of candidates ahead of time and deletes a chunk as several
 batches in flight at once, so that neither the interlock lookup nor a batch's wait for "majority" stalls the rest.
 
-Touches: this set (finds `_id`s, deletes with w:"majority") and the other set (finds `_id`s, read concern
+Touches: this set (finds `_id`s, deletes with w:1 and w:"majority") and the other set (finds `_id`s, read concern
 majority). Never the position files: the worker records a chunk before and after `ChunkDeleter.delete`.
 """
 

@@ -43,9 +43,14 @@ def decode_ids(text: str) -> list[Any]:
     return list(bson.decode(base64.b64decode(text))["ids"])
 
 
+def _flight_ids(flight: dict[str, Any]) -> list[Any]:
+    # "ids" (one Extended JSON value each) is how files written before the chunked cleanup hold them.
+    return decode_ids(flight["ids_bson"]) if "ids_bson" in flight else [decode_id(i) for i in flight["ids"]]
+
+
 @dataclass
 class InFlight:
-    """A batch whose delete was sent but not yet recorded: its candidate ids and how many the interlock allowed."""
+    """A chunk whose deletes were sent but not yet recorded: its candidate ids and how many the interlock allowed."""
 
     ids: list[Any]
     allowed: int
@@ -86,14 +91,12 @@ class Position:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Position:
         flight = doc.get("in_flight")
-        flight_ids = (decode_ids(flight["ids_bson"]) if "ids_bson" in flight else [decode_id(i) for i in flight["ids"]]
-                      ) if flight else []
         return cls(
             set_name=doc["set_name"], namespace=doc["namespace"], started=bool(doc.get("started")),
             last_id=decode_id(doc.get("last_id")), done=bool(doc.get("done")), deleted=int(doc.get("deleted", 0)),
             kept_by_interlock=int(doc.get("kept_by_interlock", 0)),
             kept_sample=[decode_id(i) for i in doc.get("kept_sample", [])], batches=int(doc.get("batches", 0)),
-            in_flight=InFlight(flight_ids, int(flight["allowed"])) if flight else None,
+            in_flight=InFlight(_flight_ids(flight), int(flight["allowed"])) if flight else None,
             updated=str(doc.get("updated", "")),
         )
 

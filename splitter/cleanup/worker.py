@@ -1,6 +1,6 @@
 """Deletes, from one set, the documents of the other set's half, batch by batch along the `_id` index.
 
-Touches: this set (finds, deletes with w:"majority", replSetGetStatus), the other set (reads `_id`s for the
+Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus), the other set (reads `_id`s for the
 interlock, read concern majority), and the position files under the state dir (not in a dry run).
 
 A chunk: the next `_id`s after the saved position whose key routes to the other set; the other set is asked
@@ -48,8 +48,7 @@ class CleanupWorker:
 
     def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
                  state_dir: Path, limits: Limits | None = None, batch_size: int = 500, parallel: int = 4,
-                 dry_run: bool = False,
-                 control: RunControl | None = None, progress: ProgressSink | None = None,
+                 dry_run: bool = False, control: RunControl | None = None, progress: ProgressSink | None = None,
                  lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.routing = routing
