@@ -81,9 +81,8 @@ def _options(config: SplitConfig, set_choice: str, dry_run: bool, batch_size: in
     schedule_args = tuple((name, str(value)) for name, value in given if value is not None)
     # Throttled runs delete one batch at a time, each acknowledged by a majority: several in flight let the
     # secondaries fall a chunk behind, and the application's w:"majority" writes wait for them (bench/README).
-    throttled = bool(sleep_seconds or duty)
-    return Options(set_choice, dry_run, batch_size, parallel or (1 if throttled else PARALLEL_UNTHROTTLED), limits,
-                   as_json, schedule_args)
+    return Options(set_choice, dry_run, batch_size, parallel or (1 if limits.rests else PARALLEL_UNTHROTTLED),
+                   limits, as_json, schedule_args)
 
 
 def _schedule_spec(config: SplitConfig, opts: Options) -> ScheduleSpec:
