@@ -47,6 +47,7 @@ from bench.common import (
     rs2_client,
     split_lab,
 )
+from splitter.cleanup.worker import DEFAULT_BATCH_SIZE
 
 DEFAULT_DOCS = "100k"
 PREFIX = "bench_cleanup_"
@@ -97,10 +98,10 @@ def _timed(target: Any, name: str, spent: dict[str, float]) -> None:
     setattr(target, name, timed)
 
 
-def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 500, parallel: int = 4
-             ) -> dict[str, Any]:
+def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int, parallel: int = 4) -> dict[str, Any]:
     """One CleanupWorker run on rs1 against rs2 (positions in a throw-away state dir), with where its time went:
-    the counts before and after (_expected, _finish), the batches, the position saves inside them."""
+    the counts before and after (_expected, _finish), the chunks, and inside them the position saves and the
+    sends (until a chunk's w:1 batches have finished)."""
     from splitter.cleanup.worker import CleanupWorker
 
     state = Path(tempfile.mkdtemp(prefix="splitter-bench-cleanup-"))
@@ -111,7 +112,7 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int = 50
         for name in ("_expected", "_finish", "_chunk"):
             _timed(worker, name, spent)
         _timed(worker.positions, "save", spent)
-        _timed(worker.deleter, "delete", spent)
+        _timed(worker.deleter, "send", spent)
         started = time.monotonic()
         report = worker.run()
         seconds = time.monotonic() - started
@@ -203,16 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-lag", type=float, default=10.0, help="throttled run: wait while a secondary lags more")
     parser.add_argument("--workload-threads", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the tool's documents per delete")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of tool / serial tool / deleteMany (fresh copies, order reversed each round)")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
-    result = Result("cleanup", params={"docs": docs, "batch_size": 500, "parallel": args.parallel,
+    result = Result("cleanup", params={"docs": docs, "batch_size": args.batch_size, "parallel": args.parallel,
                                        "naive_seconds": args.naive_seconds,
                                        "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
                                        "max_lag_s": args.max_lag}, "workload_threads": args.workload_threads,
                                        "write_concern": "majority", "rounds": args.rounds,
-                                       "serial": {"batch_size": 500, "parallel": 1}})
+                                       "serial": {"batch_size": args.batch_size, "parallel": 1}})
 
     def body() -> None:
         from splitter.cleanup.throttle import Limits
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         parallel = 1 if variant == "tool_serial" else args.parallel
                         runs[variant].append(run_tool(rs1, rs2, routing_for(database, COLLECTIONS), Limits(),
-                                                      parallel=parallel))
+                                                      args.batch_size, parallel))
             tool, tool_serial, many = (combine(runs[v]) for v in ROUNDS)
             log(f"naive loop for up to {args.naive_seconds:.0f}s")
             naive = run_naive(rs1, databases["naive"], COLLECTIONS, args.naive_seconds)
@@ -274,10 +276,11 @@ def main(argv: list[str] | None = None) -> int:
             log("workload + throttled cleanup")
             thr = phase(args.phase_seconds,
                         lambda: run_tool(rs1, rs2, routing_for(databases["throttled"], COLLECTIONS), throttled_limits,
-                                         parallel=1))  # as the CLI with --sleep
+                                         args.batch_size, parallel=1))  # as the CLI with --sleep
             log("workload + unthrottled cleanup")
             fast = phase(args.phase_seconds,
-                         lambda: run_tool(rs1, rs2, routing_for(databases["unthrottled"], COLLECTIONS), fast_limits))
+                         lambda: run_tool(rs1, rs2, routing_for(databases["unthrottled"], COLLECTIONS), fast_limits,
+                                          args.batch_size, args.parallel))
             log("workload alone again")
             a2 = phase(args.phase_seconds)
             loop.stop()
@@ -305,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 spent[key] = spent.get(key, 0.0) + value
         result.row("cleanup unthrottled, docs/s", rates["tool"], rates["deletemany"], "docs/s",
                    baseline_name="deleteMany({user_id: {$mod: [2, 1]}})",
-                   note=f"target >= 0.8; batch 500 x {args.parallel} in flight; of its {tool['seconds']:.1f}s: chunks "
-                        f"{spent.get('chunk', 0):.1f}s (deletes {spent.get('delete', 0):.1f}s, position saves "
-                        f"{spent.get('save', 0):.1f}s), counts before/after "
-                        f"{spent.get('expected', 0) + spent.get('finish', 0):.1f}s; {len(tool['runs'])} rounds")
+                   note=f"target >= 0.8; batch {args.batch_size} x {args.parallel} in flight; of its "
+                        f"{tool['seconds']:.1f}s: chunks {spent.get('chunk', 0):.1f}s "
+                        f"(sends {spent.get('send', 0):.1f}s, position saves {spent.get('save', 0):.1f}s), "
+                        f"counts before/after {spent.get('expected', 0) + spent.get('finish', 0):.1f}s; "
+                        f"{len(tool['runs'])} rounds")
         result.row("cleanup unthrottled, one batch at a time (--parallel 1), docs/s", rates["tool_serial"],
                    rates["deletemany"], "docs/s", baseline_name="deleteMany")
         result.row("cleanup unthrottled vs one-at-a-time loop", rates["tool"], rates["naive"], "docs/s",

@@ -186,26 +186,34 @@ CleanupWorker(routing=load_config(config).routing, set_name="rs1", this=MongoCli
 
 
 class CrashingStore(PositionStore):
-    """Raises at the `after`-th batch as a crash would: right before its delete (the batch is recorded as in
-    flight) or right after it (before the batch is recorded as done)."""
+    """Raises as a crash would right after the `after`-th save that records chunks in flight, before the chunk it
+    adds is sent; the chunks sent before it may still be waiting for "majority" (`flights` keeps what each such
+    save recorded)."""
 
-    def __init__(self, *args: Any, when: str, after: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, after: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.when, self.after, self.batches = when, after, 0
-        self._last_in_flight = False
+        self.after, self.flights = after, []
 
     def save(self, position: Position) -> None:
-        if self.when == "before-delete" and position.in_flight is not None:
-            self.batches += 1
-            if self.batches == self.after:
-                super().save(position)
-                raise KeyboardInterrupt("simulated crash before the delete")
-        if self.when == "after-delete" and position.in_flight is None and self._last_in_flight:
-            self.batches += 1
-            if self.batches == self.after:
-                raise KeyboardInterrupt("simulated crash between the delete and its record")
-        self._last_in_flight = position.in_flight is not None
         super().save(position)
+        if position.in_flight is not None:
+            self.flights.append(len(position.in_flight.ids))
+            if len(self.flights) == self.after:
+                raise KeyboardInterrupt("simulated crash before a send")
+
+
+def crash_after_send(worker: CleanupWorker, after: int) -> None:
+    """Raises as a crash would right after the `after`-th chunk's deletes were sent, before anything records them."""
+    send, sends = worker.deleter.send, []
+
+    def crashing(*args: Any) -> Any:
+        sent = send(*args)
+        sends.append(sent)
+        if len(sends) == after:
+            raise KeyboardInterrupt("simulated crash between a send and its record")
+        return sent
+
+    worker.deleter.send = crashing  # type: ignore[method-assign]
 
 
 def _deleted_so_far(state: Path) -> int:
@@ -232,13 +240,18 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_result(lab_factory: Callable[
     assert positions and not all(pos.done for pos in positions)
     assert all(i in ids(p.ca)[c] for c, keep in p.expected("rs1").items() for i in keep)  # no kept doc deleted
 
-    # crashes just before a delete and between a delete and its record: the rerun neither skips nor double counts
-    for when in ("before-delete", "after-delete"):
-        crashing = p.worker("rs1", state, batch_size=25)
-        crashing.positions = CrashingStore(state, "rs1", when=when, after=3)
-        with pytest.raises(KeyboardInterrupt):
-            crashing.run()
-        assert any(pos.in_flight is not None for pos in PositionStore(state, "rs1").all())
+    # unthrottled, chunks are sent while earlier ones wait for "majority": crashes just before a send (with earlier
+    # chunks in flight) and between a send and its record; the reruns neither skip nor double count
+    crashing = p.worker("rs1", state, batch_size=10, parallel=2)
+    store = crashing.positions = CrashingStore(state, "rs1", after=4)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run()
+    assert crashing.overlaps and max(store.flights) > crashing.deleter.chunk_size  # several chunks were in flight
+    crashing = p.worker("rs1", state, batch_size=10, parallel=2)
+    crash_after_send(crashing, after=3)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run()
+    assert any(pos.in_flight is not None for pos in PositionStore(state, "rs1").all())
 
     final = p.worker("rs1", state, batch_size=25).run()
     assert final.stop_kind == "done" and final.done
@@ -315,7 +328,7 @@ def test_position_round_trips_bson_ids(tmp_path: Path) -> None:
     store = PositionStore(tmp_path, "rs1")
     pos = Position("rs1", "app.events", started=True, last_id=ObjectId(), deleted=5)
     pos.note_kept([Int64(7), "x", ObjectId()])
-    pos.in_flight = InFlight([1, Int64(2), "3"], 2)
+    pos.in_flight = InFlight.of([1, Int64(2), "3"], 2)
     store.save(pos)
     loaded = store.load("app.events")
     assert loaded.last_id == pos.last_id and type(loaded.kept_sample[0]) is Int64

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,8 +18,9 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from splitter.cleanup import position as position_module
-from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, id_key
-from splitter.cleanup.position import InFlight, Position, PositionStore
+from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, Examined, Sent, id_key
+from splitter.cleanup.pipeline import Flight, Pipeline
+from splitter.cleanup.position import FlightChunk, InFlight, Position, PositionStore
 from splitter.cleanup.throttle import Limits
 from splitter.cli.cleanup_cmd import _options
 from splitter.config import load_config
@@ -96,6 +98,57 @@ def test_deleter_waits_for_every_batch_and_skips_the_majority_one_when_one_fails
     assert len(calls) == 3 and all(c["w"] == 1 for c in calls)  # the others finished; no majority batch was sent
 
 
+def test_overlapping_deleter_returns_while_the_majority_batch_still_waits() -> None:
+    calls: list[dict[str, Any]] = []
+    deleter = ChunkDeleter(batch_size=10, parallel=2, overlap=True)
+    try:
+        sent = deleter.send(RecordingCollection(calls), {}, list(range(20)))
+        assert sent.fast == 10 and not sent.majority.done()  # the w:1 batch finished, the majority one runs
+        assert sent.deleted() == 20 and [c["w"] for c in calls] == [1, "majority"]
+    finally:
+        deleter.close()
+    calls.clear()
+    plain = ChunkDeleter(batch_size=10, parallel=2)  # throttled runs: durable when send returns
+    assert plain.send(RecordingCollection(calls), {}, list(range(20))).majority.done() and len(calls) == 2
+
+
+def _flight(ids: list[int], future: Future[int] | None = None, allowed: int | None = None) -> Flight:
+    examined = Examined(ids, ids[:allowed], ids[allowed:] if allowed is not None else [])
+    sent = Sent(0, future) if future is not None else None
+    return Flight(examined, sent, FlightChunk(ids, len(examined.allowed)))
+
+
+def test_pipeline_keeps_depth_chunks_unsettled_oldest_first_and_records_them_all() -> None:
+    pipeline = Pipeline(depth=2)
+    assert pipeline.in_flight() is None
+    flights = [_flight([1, 2]), _flight([3, 4], allowed=1), _flight([5])]
+    for flight in flights:
+        pipeline.push(flight)
+    assert pipeline.allowed == 4
+    record = pipeline.in_flight(adding=FlightChunk([6], 1))
+    assert record is not None and record.ids == [1, 2, 3, 4, 5, 6] and record.allowed == 5
+    assert list(pipeline.due()) == flights[:1] and len(pipeline) == 2  # only the oldest goes beyond the depth
+    assert list(pipeline.drain()) == flights[1:] and not pipeline
+
+
+def test_pipeline_abandons_its_chunks_only_once_their_deletes_have_ended() -> None:
+    pipeline = Pipeline(depth=1)
+    pending: Future[int] = Future()
+    pipeline.push(_flight([1], pending))
+    done = threading.Event()
+
+    def abandon() -> None:
+        pipeline.abandon()
+        done.set()
+
+    thread = threading.Thread(target=abandon)
+    thread.start()
+    assert not done.wait(0.3)  # the majority batch still runs
+    pending.set_exception(RuntimeError("not primary"))
+    assert done.wait(5) and not pipeline
+    thread.join()
+
+
 def test_position_saves_are_atomic_always_and_durable_once_a_second(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     flags: list[bool] = []
@@ -109,7 +162,7 @@ def test_position_saves_are_atomic_always_and_durable_once_a_second(tmp_path: Pa
     now = [100.0]
     store = PositionStore(tmp_path, "rs1", monotonic=lambda: now[0])
     pos = Position("rs1", "app.users", started=True, last_id=Int64(7))
-    pos.in_flight = InFlight([ObjectId(), Int64(2), "3", {"k": 1}], 3)
+    pos.in_flight = InFlight.of([ObjectId(), Int64(2), "3", {"k": 1}], 3)
     for step in (0.0, 0.3, 0.3, 0.5, 0.1):
         now[0] += step
         store.save(pos)
@@ -122,6 +175,26 @@ def test_position_saves_are_atomic_always_and_durable_once_a_second(tmp_path: Pa
         "ids": [{"$numberInt": "1"}, {"$numberLong": "2"}, "x"], "allowed": 2}}
     flight = Position.from_json(earlier).in_flight
     assert flight is not None and flight.ids == [1, Int64(2), "x"] and isinstance(flight.ids[1], Int64)
+    one_chunk = {"set_name": "rs1", "namespace": "app.users", "in_flight": {  # written before chunks overlapped
+        "ids_bson": position_module.encode_ids([Int64(5), "y"]), "allowed": 1}}
+    assert Position.from_json(one_chunk).in_flight == InFlight.of([Int64(5), "y"], 1)
+
+
+def test_chunks_in_flight_are_saved_together_and_each_encoded_once(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    real = position_module.encode_ids
+    monkeypatch.setattr(position_module, "encode_ids", lambda ids: encoded.append(len(ids)) or real(ids))
+    store = PositionStore(tmp_path, "rs1")
+    older, newer = FlightChunk([ObjectId(), ObjectId()], 1), FlightChunk([Int64(9), "z", 2.5], 3)
+    pos = Position("rs1", "app.events", started=True, last_id="a")
+    for chunks in ([older], [older, newer], [newer]):  # one chunk sent, a second sent, the first settled
+        pos.in_flight = InFlight(chunks)
+        store.save(pos)
+        loaded = store.load("app.events").in_flight
+        assert loaded is not None and [c.ids for c in loaded.chunks] == [c.ids for c in chunks]
+        assert loaded.allowed == sum(c.allowed for c in chunks)
+    assert encoded == [2, 3]
 
 
 @pytest.fixture
@@ -154,16 +227,13 @@ def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwis
 
     scanner.examine = spy  # type: ignore[method-assign]
     try:
-        pos = Position("rs1", "scan_this.docs")
-        first = scanner.take(pos, 10)
+        first = scanner.take(False, None, 10)
         assert first.ids == list(range(1, 21, 2)) and first.allowed == first.ids and first.kept == []
-        pos.started, pos.last_id = True, first.ids[-1]
-        second = scanner.take(pos, 10)
+        second = scanner.take(True, first.ids[-1], 10)
         assert second.ids == list(range(21, 41, 2)) and in_main == [(False, None, 10)]  # read ahead
-        again = scanner.take(pos, 10)  # a retried chunk: the look-ahead (from 39) does not fit, examined anew
+        again = scanner.take(True, 19, 10)  # a retried chunk: the look-ahead (from 39) does not fit, examined anew
         assert again == second and in_main[-1] == (True, 19, 10)
-        pos.last_id = 49
-        third = scanner.take(pos, 10)
+        third = scanner.take(True, 49, 10)
         assert third.kept == [51, 53] and 51 not in third.allowed and third.ids[0] == 51
     finally:
         scanner.close()
@@ -171,7 +241,38 @@ def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwis
     assert Limits(duty_cycle=0.25).rests and Limits(sleep=0.2).rests and not Limits().rests
     resting = ChunkScanner(this, other, half, read_ahead=False)  # a throttled run works only inside its duty window
     try:
-        resting.take(Position("rs1", "scan_this.docs"), 10)
+        resting.take(False, None, 10)
         assert resting._ahead is None
     finally:
         resting.close()
+
+
+def test_scanner_counts_object_ids_on_the_other_set_and_reads_back_ids_whose_type_could_differ(
+        shared_lab: Lab) -> None:
+    client = MongoClient(shared_lab.layout.connection_string, serverSelectionTimeoutMS=10000)
+    db_this = client.get_database("count_this", write_concern=WriteConcern("majority"))
+    db_other = client.get_database("count_other", write_concern=WriteConcern("majority"))
+    oids = [ObjectId() for _ in range(6)]
+    db_this.docs.insert_many([{"_id": i, "user_id": 1} for i in oids] + [{"_id": 1, "user_id": 1}])
+    db_other.docs.insert_many([{"_id": i, "user_id": 1} for i in oids] + [{"_id": 1.0, "user_id": 1}])
+    half = load_config(shared_lab.layout.config_path).routing.half_filter("user_id", "rs2")
+    other = db_other.docs.with_options(read_concern=ReadConcern("majority"))
+    finds: list[Any] = []
+    real_find = other.find
+    other.find = lambda *a, **k: finds.append(a) or real_find(*a, **k)  # type: ignore[method-assign]
+    scanner = ChunkScanner(db_this.docs, other, half, read_ahead=False)
+    try:
+        everything = scanner.examine(False, None, 10)
+        # 1 on this set is an int, 1.0 on the other a double: a $in (and so a count) takes them for one document
+        assert everything.kept == [1] and everything.allowed == oids and len(finds) == 1
+        finds.clear()
+        object_ids = scanner.examine(True, 1, 10)  # after the int in index order: only the ObjectIds
+        assert object_ids.allowed == oids and object_ids.kept == [] and finds == []  # counted, not read back
+        db_other.docs.delete_one({"_id": oids[2]})
+        missing = scanner.examine(True, 1, 10)
+        assert missing.kept == [oids[2]] and len(finds) == 1
+    finally:
+        scanner.close()
+        client.drop_database("count_this")
+        client.drop_database("count_other")
+        client.close()

@@ -16,6 +16,7 @@ from splitter.cleanup.schedule import (
     systemd_quote,
 )
 from splitter.cleanup.throttle import Window
+from splitter.cleanup.worker import DEFAULT_BATCH_SIZE
 from splitter.cli.cleanup_cmd import cleanup
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.lab.layout import LabLayout
@@ -109,7 +110,7 @@ def test_print_schedule_needs_no_cluster(tmp_path: Path) -> None:
     assert "# ---- /etc/systemd/system/splitter-cleanup-rs1.service" in out
     assert "# ---- /etc/systemd/system/splitter-cleanup-rs1.timer" in out
     assert "# ---- /etc/cron.d/splitter-cleanup-rs1 (only where there is no systemd)" in out
-    assert (f"cleanup -c {config} --set rs1 --window 01:00-05:00 --batch-size 500 --max-docs 1000 "
+    assert (f"cleanup -c {config} --set rs1 --window 01:00-05:00 --batch-size {DEFAULT_BATCH_SIZE} --max-docs 1000 "
             "--max-lag 5s") in out
     assert "OnCalendar=*-*-* 01:00:00" in out and "\n0 1 * * * " in out
     assert "--install-schedule HOST" in out

@@ -1,8 +1,9 @@
-"""The cleanup's batch pipeline: examines the next chunk of candidates ahead of time and deletes a chunk as several
-batches in flight at once, so that neither the interlock lookup nor a batch's wait for "majority" stalls the rest.
+"""The cleanup's batches: examines the next chunk of candidates ahead of time, and sends a chunk's deletes as
+several batches at once, its last batch with w:"majority" (which may still be waiting when `send` returns), so that
+neither the interlock lookup nor the wait for replication stalls the deletes.
 
-Touches: this set (finds `_id`s, deletes with w:1 and w:"majority") and the other set (finds `_id`s, read concern
-majority). Never the position files: the worker records a chunk before and after `ChunkDeleter.delete`.
+Touches: this set (finds `_id`s, deletes with w:1 and w:"majority") and the other set (counts or finds `_id`s,
+read concern majority). Never the position files: the worker records a chunk as in flight before `send`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from bson import Binary, Int64, ObjectId, Timestamp, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
-from splitter.cleanup.position import Position
-
 DELETE_CONCERN = WriteConcern("majority", wtimeout=60_000)
 PRIMARY_ONLY = WriteConcern(1)
 ID_INDEX = [("_id", 1)]
 HASHABLE_IDS = (ObjectId, int, Int64, str, float, bool, datetime, Binary, bytes, Timestamp)
+# `_id` types a query's $in matches only with the very same value: no numeric equality across int, long and
+# double, no collation (strings may have one). A count of such `_id`s on the other set is as exact as reading them.
+MATCHED_EXACTLY = frozenset({ObjectId, Binary, bytes, UUID, datetime})
 
 
 def id_key(value: Any) -> Hashable:
@@ -58,12 +61,12 @@ class ChunkScanner:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="cleanup-scan")
         self._ahead: tuple[tuple[Hashable, int], Future[Examined]] | None = None
 
-    def take(self, pos: Position, limit: int) -> Examined:
-        """The chunk after `pos` (at most `limit` candidates); starts examining the one after it."""
-        start = id_key(pos.last_id) if pos.started else None
-        found = self._from_ahead((start, limit))
+    def take(self, started: bool, last_id: Any, limit: int) -> Examined:
+        """The chunk after `last_id` (from the start unless `started`; at most `limit` candidates); starts
+        examining the one after it."""
+        found = self._from_ahead((id_key(last_id) if started else None, limit))
         if found is None:
-            found = self.examine(pos.started, pos.last_id, limit)
+            found = self.examine(started, last_id, limit)
         if found.ids and self.read_ahead:
             after = found.ids[-1]
             self._ahead = ((id_key(after), limit), self._pool.submit(self.examine, True, after, limit))
@@ -82,6 +85,9 @@ class ChunkScanner:
         ids = self.candidates(started, last_id, limit)
         if not ids:
             return Examined([], [], [])
+        exact = all(type(i) in MATCHED_EXACTLY for i in ids)
+        if exact and self.other.count_documents({"_id": {"$in": ids}}) == len(ids):
+            return Examined(ids, ids, [])  # the usual case, without reading the `_id`s back
         on_other = {id_key(d["_id"]) for d in self.other.find({"_id": {"$in": ids}}, {"_id": 1})}
         allowed, kept = [], []
         for i in ids:
@@ -102,28 +108,44 @@ class ChunkScanner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class ChunkDeleter:
-    """Deletes a chunk as batches of `batch_size`, each still filtered by the other half: all but the last with
-    w:1, up to `parallel` at once; then the last with w:"majority". Its acknowledgement means the majority commit
-    point passed it, and so every earlier batch, which finished before it was sent: the chunk as a whole is
-    durable (no rollback can bring a document back) when `delete` returns, with one wait for replication
-    instead of one per batch. Returns only when every batch has finished (or failed)."""
+@dataclass(frozen=True)
+class Sent:
+    """A chunk's deletes once its w:1 batches have finished: how many they deleted, and its last batch, sent with
+    w:"majority" and maybe still waiting for replication."""
 
-    def __init__(self, batch_size: int, parallel: int) -> None:
+    fast: int
+    majority: Future[int]
+
+    def deleted(self) -> int:
+        """Waits for the majority batch (and raises its error); the chunk is then durable."""
+        return self.fast + self.majority.result()
+
+
+class ChunkDeleter:
+    """Sends a chunk as batches of `batch_size`, each still filtered by the other half: all but the last with w:1,
+    up to `parallel` at once; once they have all finished, the last with w:"majority". Its acknowledgement means
+    the majority commit point passed it, and so every earlier batch: the chunk as a whole is durable (no rollback
+    can bring a document back) with one wait for replication instead of one per batch.
+
+    `overlap=True`: the majority batch runs in a thread of its own and `send` returns without waiting for it, so
+    the next chunk's deletes keep the primary busy while the secondaries catch up (at most `overlap_depth`
+    majority batches wait at once). `send` returns only when every w:1 batch has finished (or failed)."""
+
+    def __init__(self, batch_size: int, parallel: int, *, overlap: bool = False, overlap_depth: int = 2) -> None:
         if batch_size < 1 or parallel < 1:
             raise ValueError("batch_size and parallel must be at least 1")
         self.batch_size = batch_size
         self.parallel = parallel
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="cleanup-delete") if parallel > 1 else None
+        self._majority_pool = (ThreadPoolExecutor(overlap_depth + 1, thread_name_prefix="cleanup-majority")
+                               if overlap else None)
 
     @property
     def chunk_size(self) -> int:
         return self.batch_size * self.parallel
 
-    def delete(self, coll: Collection, half: dict[str, Any], ids: list[Any]) -> int:
-        pieces = [ids[i:i + self.batch_size] for i in range(0, len(ids), self.batch_size)]
-        if not pieces:
-            return 0
+    def send(self, coll: Collection, half: dict[str, Any], ids: list[Any]) -> Sent:
+        pieces = [ids[i:i + self.batch_size] for i in range(0, len(ids), self.batch_size)] or [[]]
         *first, last = pieces
         fast = coll.with_options(write_concern=PRIMARY_ONLY)
         if self._pool is None or len(first) <= 1:
@@ -132,13 +154,25 @@ class ChunkDeleter:
             futures = [self._pool.submit(self._one, fast, half, piece) for piece in first]
             wait(futures)  # all of them, also when one failed: the caller recovers the chunk only once none runs
             deleted = sum(f.result() for f in futures)
-        return deleted + self._one(coll.with_options(write_concern=DELETE_CONCERN), half, last)
+        durable = coll.with_options(write_concern=DELETE_CONCERN)
+        if self._majority_pool is not None:
+            return Sent(deleted, self._majority_pool.submit(self._one, durable, half, last))
+        done: Future[int] = Future()
+        done.set_result(self._one(durable, half, last))
+        return Sent(deleted, done)
+
+    def delete(self, coll: Collection, half: dict[str, Any], ids: list[Any]) -> int:
+        """Sends the chunk and waits until it is durable; the number of documents deleted."""
+        return self.send(coll, half, ids).deleted() if ids else 0
 
     @staticmethod
     def _one(coll: Collection, half: dict[str, Any], ids: list[Any]) -> int:
+        if not ids:
+            return 0
         # The hint spares every delete a trial of the routing key's index, which the planner would reject.
         return coll.delete_many({"$and": [{"_id": {"$in": ids}}, half]}, hint=ID_INDEX).deleted_count
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        for pool in (self._pool, self._majority_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)

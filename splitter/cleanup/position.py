@@ -1,8 +1,9 @@
 """Where the cleanup of one namespace on one set stands: one JSON file each, replaced atomically.
 
 Files live in <state_dir>/cleanup/<set>/<db.coll>.json. `_id` values are stored as canonical Extended JSON so
-an ObjectId, a long or a string comes back exactly as it was; the `_id`s of a chunk in flight (thousands, saved
-twice per chunk) as one base64 BSON array, which is exact too and a hundred times faster to write.
+an ObjectId, a long or a string comes back exactly as it was; the `_id`s of the chunks in flight (thousands, saved
+before every chunk) as one base64 BSON array per chunk, which is exact too, a hundred times faster to write, and
+encoded once per chunk however many saves record it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,17 +45,51 @@ def decode_ids(text: str) -> list[Any]:
     return list(bson.decode(base64.b64decode(text))["ids"])
 
 
-def _flight_ids(flight: dict[str, Any]) -> list[Any]:
-    # "ids" (one Extended JSON value each) is how files written before the chunked cleanup hold them.
-    return decode_ids(flight["ids_bson"]) if "ids_bson" in flight else [decode_id(i) for i in flight["ids"]]
+@dataclass(frozen=True, eq=False)
+class FlightChunk:
+    """One chunk whose deletes were sent (or are about to be) and not yet recorded: its candidate `_id`s and how
+    many of them the interlock allowed."""
+
+    ids: list[Any]
+    allowed: int
+
+    @cached_property
+    def encoded(self) -> str:
+        return encode_ids(self.ids)
 
 
 @dataclass
 class InFlight:
-    """A chunk whose deletes were sent but not yet recorded: its candidate ids and how many the interlock allowed."""
+    """Every chunk in flight, oldest first: a crash is recovered by counting which of their `_id`s are gone."""
 
-    ids: list[Any]
-    allowed: int
+    chunks: list[FlightChunk]
+
+    @classmethod
+    def of(cls, ids: list[Any], allowed: int) -> InFlight:
+        return cls([FlightChunk(ids, allowed)])
+
+    @property
+    def ids(self) -> list[Any]:
+        return [i for chunk in self.chunks for i in chunk.ids]
+
+    @property
+    def allowed(self) -> int:
+        return sum(chunk.allowed for chunk in self.chunks)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InFlight) and (self.ids, self.allowed) == (other.ids, other.allowed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunks": [{"ids_bson": c.encoded, "allowed": c.allowed} for c in self.chunks]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> InFlight:
+        # Earlier files hold one chunk: its `_id`s as one base64 BSON array ("ids_bson") or, before the chunked
+        # cleanup, as one Extended JSON value each ("ids").
+        if "chunks" in doc:
+            return cls([FlightChunk(decode_ids(c["ids_bson"]), int(c["allowed"])) for c in doc["chunks"]])
+        ids = decode_ids(doc["ids_bson"]) if "ids_bson" in doc else [decode_id(i) for i in doc["ids"]]
+        return cls.of(ids, int(doc["allowed"]))
 
 
 @dataclass
@@ -85,7 +121,7 @@ class Position:
         doc["last_id"] = encode_id(self.last_id)
         doc["kept_sample"] = [encode_id(i) for i in self.kept_sample]
         if self.in_flight is not None:
-            doc["in_flight"] = {"ids_bson": encode_ids(self.in_flight.ids), "allowed": self.in_flight.allowed}
+            doc["in_flight"] = self.in_flight.to_json()
         return doc
 
     @classmethod
@@ -96,7 +132,7 @@ class Position:
             last_id=decode_id(doc.get("last_id")), done=bool(doc.get("done")), deleted=int(doc.get("deleted", 0)),
             kept_by_interlock=int(doc.get("kept_by_interlock", 0)),
             kept_sample=[decode_id(i) for i in doc.get("kept_sample", [])], batches=int(doc.get("batches", 0)),
-            in_flight=InFlight(_flight_ids(flight), int(flight["allowed"])) if flight else None,
+            in_flight=InFlight.from_json(flight) if flight else None,
             updated=str(doc.get("updated", "")),
         )
 

@@ -3,11 +3,13 @@
 Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus), the other set (reads `_id`s for the
 interlock, read concern majority), and the position files under the state dir (not in a dry run).
 
-A chunk: the next `_id`s after the saved position whose key routes to the other set; the other set is asked
-which of them it holds; only those are deleted (still filtered by the other half), as `parallel` batches at once
-(batches.py, which also examines the next chunk while this one is deleted). The position is saved with the
-chunk "in flight" before the delete and with the chunk done after it, so a SIGKILL at any point loses nothing,
-skips nothing, and the rerun counts exactly.
+A chunk: the next `_id`s after the last examined one whose key routes to the other set; the other set is asked
+which of them it holds; only those are deleted (still filtered by the other half), as `parallel` batches at once,
+the last with w:"majority" (batches.py, which also examines the next chunk while this one is deleted). Unthrottled,
+the next chunk is deleted while up to OVERLAP_DEPTH earlier ones wait for their majority acknowledgement
+(pipeline.py). Before each send the position is saved with every unsettled chunk "in flight"; it moves past a chunk
+only once that chunk is durable. So a SIGKILL at any point loses nothing, skips nothing, and the rerun counts
+exactly: it counts which `_id`s in flight are gone and examines those chunks again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pymongo.read_concern import ReadConcern
 
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner
 from splitter.cleanup.control import RunControl
-from splitter.cleanup.position import InFlight, Position, PositionStore
+from splitter.cleanup.pipeline import Flight, Pipeline, Walk
+from splitter.cleanup.position import FlightChunk, Position, PositionStore
 from splitter.cleanup.progress import NullProgress, ProgressSink
 from splitter.cleanup.report import CollectionReport, SetReport
 from splitter.cleanup.throttle import Decision, Limits, Observation, Throttler
@@ -36,6 +39,11 @@ from splitter.routing import RoutedCollection, Routing
 TRANSIENT = (AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError)
 MAX_TRANSIENT = 10
 TRANSIENT_PAUSE = 2.0
+# Chunks whose majority batch may still wait while the next chunk is deleted: measured, 2 keeps the primary busy
+# while its secondary applies the oplog (1 leaves it idle part of each wait); unthrottled runs only.
+OVERLAP_DEPTH = 2
+# Documents per delete command: 1000 measured ~4% faster than 500 unthrottled, and is still a short command.
+DEFAULT_BATCH_SIZE = 1000
 
 
 class LagSource(Protocol):
@@ -47,7 +55,7 @@ class CleanupWorker:
     `parallel` batches of `batch_size` deleted at once; the throttler rests after each chunk."""
 
     def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
-                 state_dir: Path, limits: Limits | None = None, batch_size: int = 500, parallel: int = 4,
+                 state_dir: Path, limits: Limits | None = None, batch_size: int = DEFAULT_BATCH_SIZE, parallel: int = 4,
                  dry_run: bool = False, control: RunControl | None = None, progress: ProgressSink | None = None,
                  lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -57,8 +65,8 @@ class CleanupWorker:
         self.this = this
         self.other = other
         self.throttler = Throttler(limits or Limits())
-        self.deleter = ChunkDeleter(batch_size, parallel)
         self.dry_run = dry_run
+        self.deleter = ChunkDeleter(batch_size, parallel, overlap=self.overlaps, overlap_depth=OVERLAP_DEPTH)
         self.positions = PositionStore(state_dir, set_name, persist=not dry_run)
         self.control = control or RunControl(state_dir)
         self.progress: ProgressSink = progress or NullProgress()
@@ -68,6 +76,12 @@ class CleanupWorker:
         self.report = SetReport(set_name, self.other_set, dry_run=dry_run)
         self._deleted = 0
         self._started = 0.0
+
+    @property
+    def overlaps(self) -> bool:
+        """Whether chunks are deleted while earlier ones wait for "majority": not in a run that rests between
+        chunks (it then leaves nothing in flight while it rests) nor in a dry run."""
+        return not self.throttler.limits.rests and not self.dry_run
 
     # -- public ---------------------------------------------------------------------------------------
     def routed_collections(self) -> list[RoutedCollection]:
@@ -113,51 +127,83 @@ class CleanupWorker:
         coll = self.this[routed.database][routed.collection]
         other = self.other[routed.database].get_collection(routed.collection, read_concern=ReadConcern("majority"))
         half = self.routing.half_filter(routed.key, self.other_set)
-        scanner = ChunkScanner(coll, other, half, read_ahead=not self.throttler.limits.rests)
+        walk = Walk(coll, half, pos, ChunkScanner(coll, other, half, read_ahead=not self.throttler.limits.rests),
+                    Pipeline(OVERLAP_DEPTH if self.overlaps else 0))
         try:
             while True:
-                decision = self._await_go()
+                decision = self._await_go(walk)
                 if decision is not None:
                     return decision
                 started = self.monotonic()
-                more = self._retrying(lambda: self._chunk(coll, half, scanner, pos))
+                more = self._retrying(lambda: self._chunk(walk))
                 if not more:
                     return None
                 rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed())
                 self.control.wait(rest)
         finally:
-            scanner.close()
+            walk.pipeline.abandon()
+            walk.scanner.close()
 
-    def _chunk(self, coll: Collection, half: dict[str, Any], scanner: ChunkScanner, pos: Position) -> bool:
-        """One chunk; False when the collection has nothing more to examine."""
-        if pos.in_flight is not None and not self.dry_run:
-            self._recover_batch(coll, half, pos)
-        quota = self.throttler.batch_quota(self._deleted, self.deleter.chunk_size)
+    def _chunk(self, walk: Walk) -> bool:
+        """Examines and sends one chunk, settles the chunks beyond the pipeline's depth; False when the
+        collection has nothing more to examine (and everything sent is settled)."""
+        pos = walk.pos
+        self._recover_walk(walk)
+        quota = self.throttler.batch_quota(self._deleted + walk.pipeline.allowed, self.deleter.chunk_size)
         if quota <= 0:
-            return True  # --max-docs reached; the throttler stops before the next chunk
-        found = scanner.take(pos, quota)
+            self._settle_all(walk)  # --max-docs reached; the throttler, counting them, stops before the next chunk
+            return True
+        found = walk.scanner.take(walk.started, walk.last_id, quota)
         if not found.ids:
+            self._settle_all(walk)
             pos.done = True
             self.positions.save(pos)
             return False
-        if self.dry_run:
-            deleted = len(found.allowed)
-        else:
-            pos.in_flight = InFlight(found.ids, len(found.allowed))
-            self.positions.save(pos)
-            deleted = self.deleter.delete(coll, half, found.allowed) if found.allowed else 0
-            pos.in_flight = None
-        pos.started, pos.last_id = True, found.ids[-1]
+        with walk.recover_on_error():
+            sent, record = None, FlightChunk(found.ids, len(found.allowed))
+            if not self.dry_run:
+                pos.in_flight = walk.pipeline.in_flight(adding=record)
+                self.positions.save(pos)
+                sent = self.deleter.send(walk.coll, walk.half, found.allowed) if found.allowed else None
+            walk.pipeline.push(Flight(found, sent, record))
+            walk.started, walk.last_id = True, found.ids[-1]
+            for flight in walk.pipeline.due():
+                self._settle(walk, flight)
+            if not walk.pipeline:
+                self.positions.save(pos)
+        return True
+
+    def _settle(self, walk: Walk, flight: Flight) -> None:
+        """Records a durable chunk (in memory; the next save writes it): the position moves past it."""
+        deleted = len(flight.examined.allowed) if self.dry_run else flight.deleted()
+        pos = walk.pos
+        pos.started, pos.last_id = True, flight.examined.ids[-1]
+        pos.in_flight = walk.pipeline.in_flight()
         pos.deleted += deleted
-        pos.note_kept(found.kept)
+        pos.note_kept(flight.examined.kept)
         pos.batches += 1
-        self.positions.save(pos)
-        rep = self._collection_report(coll.full_name)
+        rep = self._collection_report(walk.coll.full_name)
         rep.deleted += deleted
-        rep.kept_by_interlock += len(found.kept)
+        rep.kept_by_interlock += len(flight.examined.kept)
         self._deleted += deleted
         self.progress.advance(self.set_name, deleted)
-        return True
+
+    def _settle_all(self, walk: Walk) -> None:
+        """Waits until every chunk sent is durable and saves the position past them."""
+        self._recover_walk(walk)
+        if walk.pipeline:
+            with walk.recover_on_error():
+                for flight in walk.pipeline.drain():
+                    self._settle(walk, flight)
+            self.positions.save(walk.pos)
+
+    def _recover_walk(self, walk: Walk) -> None:
+        """After an error while chunks were in flight: counts what they deleted; the walk goes on from the saved
+        position (the chunks are examined again)."""
+        if walk.recovering:
+            if walk.pos.in_flight is not None and not self.dry_run:
+                self._recover_batch(walk.coll, walk.half, walk.pos)
+            walk.rewind()
 
     def _recover(self, routed: RoutedCollection, pos: Position) -> None:
         if pos.in_flight is not None:
@@ -165,8 +211,8 @@ class CleanupWorker:
             self._recover_batch(coll, self.routing.half_filter(routed.key, self.other_set), pos)
 
     def _recover_batch(self, coll: Collection, half: dict[str, Any], pos: Position) -> None:
-        """A batch was interrupted between its delete and its record: count what it deleted, keep the position
-        (the rest of that batch is examined again)."""
+        """Chunks were interrupted between their deletes and their record: count what they deleted, keep the
+        position (those chunks are examined again)."""
         assert pos.in_flight is not None
         still = coll.count_documents({"$and": [{"_id": {"$in": pos.in_flight.ids}}, half]})
         pos.deleted += len(pos.in_flight.ids) - still
@@ -185,8 +231,9 @@ class CleanupWorker:
                            lag_error=reading.error, paused=self.control.paused(),
                            stop_requested=self.control.stop_requested)
 
-    def _await_go(self) -> Decision | None:
-        """Waits while the throttler says wait; returns its stop decision, or None to go."""
+    def _await_go(self, walk: Walk) -> Decision | None:
+        """Waits while the throttler says wait, with every chunk sent settled first; returns its stop decision,
+        or None to go."""
         waited = False
         while True:
             decision = self.throttler.decide(self._observe())
@@ -194,6 +241,7 @@ class CleanupWorker:
                 if waited:
                     self.progress.status(self.set_name, "deleting")
                 return None
+            self._retrying(lambda: self._settle_all(walk))
             if decision.action == "stop":
                 return decision
             waited = True

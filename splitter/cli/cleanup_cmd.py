@@ -19,7 +19,7 @@ from splitter.cleanup.progress import PlainProgress, ProgressSink, RichProgress
 from splitter.cleanup.report import CleanupReport
 from splitter.cleanup.schedule import ScheduleSpec, apply_schedule, format_schedule
 from splitter.cleanup.throttle import Limits, Throttler, Window, parse_sleep
-from splitter.cleanup.worker import CleanupWorker
+from splitter.cleanup.worker import DEFAULT_BATCH_SIZE, CleanupWorker
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config, parse_duration
 from splitter.engine.state import load_state
@@ -145,7 +145,7 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
 @click.option("--set", "set_choice", required=True, metavar="rs1|rs2|both",
               help="The set to clean (its name in split.yaml), or both (one worker per set, each with the limits).")
 @click.option("--dry-run", is_flag=True, help="Delete nothing and save no position; report what would be deleted.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH_SIZE, show_default=True,
               help="Documents per delete command.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=None,
               help=f"Delete commands in flight at once; a chunk is --parallel x --batch-size documents. "
