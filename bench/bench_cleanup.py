@@ -4,9 +4,9 @@ On a split lab (rs1 = node1 + node2 + arbiter1, rs2 = node3 + node4 + arbiter2),
 are copied server-side ($out, w: majority) into one database per variant, so every variant deletes the same
 documents (rs2's half, user_id odd) from identical data; the tool's variants are also copied on rs2, where its
 interlock looks the `_id`s up. Measured on rs1:
-  - tool, unthrottled: CleanupWorker (its defaults: batch 500, 4 in flight; no sleep, no lag check) over all
-    collections, as the CLI runs it (including its counts before and after), and again one batch at a time
-    (--parallel 1, each batch w: majority: how the cleanup ran before the pipeline);
+  - tool, unthrottled: CleanupWorker (its defaults: batch 1000, 4 in flight; no sleep, no lag check) over all
+    collections, as the CLI runs it (including its counts before and after), and again with one batch per chunk
+    (--parallel 1: each batch w: majority, up to three waiting for it at once);
   - baseline: `deleteMany({user_id: {$mod: [2, 1]}})` (w: majority), one per collection;
     these three in --rounds rounds on fresh copies, the order reversed every other round (load drifts);
   - naive: find the `_id`s, `delete_one` each (w: majority), for --naive-seconds;
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload-threads", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the tool's documents per delete")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=7,
                         help="rounds of tool / serial tool / deleteMany (fresh copies, order reversed each round)")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"(sends {spent.get('send', 0):.1f}s, position saves {spent.get('save', 0):.1f}s), "
                         f"counts before/after {spent.get('expected', 0) + spent.get('finish', 0):.1f}s; "
                         f"{len(tool['runs'])} rounds")
-        result.row("cleanup unthrottled, one batch at a time (--parallel 1), docs/s", rates["tool_serial"],
+        result.row("cleanup unthrottled, one batch per chunk (--parallel 1), docs/s", rates["tool_serial"],
                    rates["deletemany"], "docs/s", baseline_name="deleteMany")
         result.row("cleanup unthrottled vs one-at-a-time loop", rates["tool"], rates["naive"], "docs/s",
                    baseline_name="find + delete_one per document")

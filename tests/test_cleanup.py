@@ -179,9 +179,11 @@ from pymongo import MongoClient
 from splitter.cleanup.throttle import Limits
 from splitter.cleanup.worker import CleanupWorker
 from splitter.config import load_config
-config, this, other, state = sys.argv[1:5]
+config, this, other, state, mode = sys.argv[1:6]
+# resting: one batch per chunk, durable before the rest; overlapping: chunks sent while earlier ones wait
+limits, parallel = (Limits(sleep=0.02), 1) if mode == "resting" else (Limits(), 2)
 CleanupWorker(routing=load_config(config).routing, set_name="rs1", this=MongoClient(this), other=MongoClient(other),
-              state_dir=Path(state), limits=Limits(sleep=0.02), batch_size=7).run()
+              state_dir=Path(state), limits=limits, batch_size=7, parallel=parallel).run()
 """
 
 
@@ -224,21 +226,22 @@ def _deleted_so_far(state: Path) -> int:
 def test_sigkill_mid_run_then_rerun_gives_the_same_result(lab_factory: Callable[..., Lab], tmp_path: Path) -> None:
     p = make_pair(lab_factory)
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(p.a.layout.config_path),
-                             p.a.layout.connection_string, p.b.layout.connection_string, str(state)])
-    try:
-        deadline = time.monotonic() + 120
-        while _deleted_so_far(state) < 100:
-            assert proc.poll() is None, "the cleanup ended before it could be killed"
-            assert time.monotonic() < deadline, "no progress recorded"
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    positions = PositionStore(state, "rs1").all()
-    assert positions and not all(pos.done for pos in positions)
-    assert all(i in ids(p.ca)[c] for c, keep in p.expected("rs1").items() for i in keep)  # no kept doc deleted
+    for mode in ("resting", "overlapping"):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(p.a.layout.config_path),
+                                 p.a.layout.connection_string, p.b.layout.connection_string, str(state), mode])
+        try:
+            deadline, start = time.monotonic() + 120, _deleted_so_far(state)
+            while _deleted_so_far(state) < start + 100:
+                assert proc.poll() is None, f"the {mode} cleanup ended before it could be killed"
+                assert time.monotonic() < deadline, "no progress recorded"
+                time.sleep(0.05)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        positions = PositionStore(state, "rs1").all()
+        assert positions and not all(pos.done for pos in positions)
+        assert all(i in ids(p.ca)[c] for c, keep in p.expected("rs1").items() for i in keep)  # no kept doc deleted
 
     # unthrottled, chunks are sent while earlier ones wait for "majority": crashes just before a send (with earlier
     # chunks in flight) and between a send and its record; the reruns neither skip nor double count
