@@ -1,7 +1,7 @@
 """Deletes, from one set, the documents of the other set's half, batch by batch along the `_id` index.
 
-Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus), the other set (reads `_id`s for the
-interlock, read concern majority), and the position files under the state dir (not in a dry run).
+Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus), the other set (counts or reads
+`_id`s for the interlock, read concern majority), and the position files under the state dir (not in a dry run).
 
 A chunk: the next `_id`s after the last examined one whose key routes to the other set; the other set is asked
 which of them it holds; only those are deleted (still filtered by the other half), as `parallel` batches at once,
