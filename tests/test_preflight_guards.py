@@ -43,7 +43,8 @@ def test_healthy_facts_pass_and_record_the_oplog_window() -> None:
     (_facts(d_1={"fcv": "5.0"}), "d:1 6.0.5/FCV 5.0"),
     (_facts(version="4.2.1", fcv="4.2"), "older than 4.4"),
     (_facts(b_1={"free_fraction": 0.04, "data_bytes": 2 * 10**9}),
-     "b:1: only 4.0% disk free (minimum 10%) and its 953.7 MiB free is less than 1 x its 1.9 GiB of data"),
+     "b:1: only 4.0% disk free (minimum 10%): 953.7 MiB free, less than the 1.9 GiB needed (1 x its 1.9 GiB of "
+     "data)"),
 ])
 def test_guards_refuse_with_the_numbers(facts: dict, expected: str) -> None:
     with pytest.raises(PreflightRefused) as err:
@@ -54,12 +55,12 @@ def test_guards_refuse_with_the_numbers(facts: dict, expected: str) -> None:
 def test_a_low_share_of_a_disk_that_still_holds_the_data_twice_over_only_warns() -> None:
     ctx = _ctx(_facts(c_1={"free_fraction": 0.05}))
     Preflight()._versions_disk_oplog(ctx)
-    assert ctx.messages == ["warning: c:1: only 5.0% disk free (minimum 10%), but 953.7 MiB free is at least "
-                            "1 x its 95.4 MiB of data"]
+    assert ctx.messages == ["warning: c:1: only 5.0% disk free (minimum 10%), but its 953.7 MiB free cover the "
+                            "95.4 MiB needed (1 x its 95.4 MiB of data)"]
     stricter = _ctx(_facts(c_1={"free_fraction": 0.05}), min_free_disk_vs_data=20)
     with pytest.raises(PreflightRefused) as err:
         Preflight()._versions_disk_oplog(stricter)
-    assert "less than 20 x its 95.4 MiB of data" in err.value.message
+    assert "less than the 1.9 GiB needed (20 x its 95.4 MiB of data)" in err.value.message
 
 
 def test_a_full_oplog_shorter_than_the_plan_is_refused_a_young_one_is_not() -> None:

@@ -132,12 +132,13 @@ class Preflight(Step):
         if share is None or share >= planning.min_free_disk_fraction:
             return
         low = f"{host}: only {share:.1%} disk free (minimum {planning.min_free_disk_fraction:.0%})"
-        if free < planning.min_free_disk_vs_data * data:
-            raise PreflightRefused(f"{low} and its {_size(free)} free is less than {planning.min_free_disk_vs_data:g}"
-                                   f" x its {_size(data)} of data", hint="free disk space first, or lower "
-                                   "planning.min_free_disk_vs_data if you know the headroom suffices")
-        ctx.progress(f"warning: {low}, but {_size(free)} free is at least "
-                     f"{planning.min_free_disk_vs_data:g} x its {_size(data)} of data")
+        needed = planning.min_free_disk_vs_data * data
+        why = f"{planning.min_free_disk_vs_data:g} x its {_size(data)} of data"
+        if free < needed:
+            raise PreflightRefused(f"{low}: {_size(free)} free, less than the {_size(needed)} needed ({why})",
+                                   hint="free disk space first, or lower planning.min_free_disk_vs_data if you "
+                                   "know the headroom suffices")
+        ctx.progress(f"warning: {low}, but its {_size(free)} free cover the {_size(needed)} needed ({why})")
 
     @staticmethod
     def _oplog_full(ctx: StepContext, host: str) -> bool:
