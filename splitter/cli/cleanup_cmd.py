@@ -146,7 +146,8 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
               help="The set to clean (its name in split.yaml), or both (one worker per set, each with the limits).")
 @click.option("--dry-run", is_flag=True, help="Delete nothing and save no position; report what would be deleted.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH_SIZE, show_default=True,
-              help="Documents per delete command.")
+              help="Documents per delete command; smaller lowers the application's tail latency while it runs, "
+                   "larger deletes faster.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=None,
               help=f"Delete commands in flight at once; a chunk is --parallel x --batch-size documents. "
                    f"[default: {PARALLEL_UNTHROTTLED}, or 1 with --sleep, the gentlest]")
