@@ -346,21 +346,24 @@ def run_split(lab: Any, until: str | None = None, before_step: Callable[[str], N
 
     `before_step(step_id)` runs before each step (e.g. to stop the application's writes of rs2's half before
     deploy-client-v2, as the demo does)."""
-    from splitter.engine.audit import AuditLog
     from splitter.engine.gates import GateKeeper
-    from splitter.engine.lock import StateLock
     from splitter.engine.runner import Runner
     from splitter.engine.session import open_session
+    from splitter.events import EventBus
     from splitter.steps.registry import all_steps
+    from splitter.store.audit import AuditLog
+    from splitter.store.lock import StateLock
 
     run = SplitRun()
     t0 = time.monotonic()
 
-    def progress(message: str) -> None:
-        run.events.append((time.monotonic() - t0, message))
-        log(f"split: {message}")
+    def progress(event: Any) -> None:
+        run.events.append((time.monotonic() - t0, event.message))
+        log(f"split: {event.message}")
 
-    ctx = open_session(lab.layout.config_path, dry_run=False, progress=progress, auto_confirm=True)
+    bus = EventBus()
+    bus.subscribe(progress)
+    ctx = open_session(lab.layout.config_path, dry_run=False, events=bus, auto_confirm=True)
     original_wait, applier = ctx.wait_for, ctx.applier
     adapter_run, applier_playbook = applier.adapter.run, applier.playbook
     in_action = threading.local()
@@ -420,7 +423,7 @@ def run_split(lab: Any, until: str | None = None, before_step: Callable[[str], N
     for item in (*run.waits, *run.checks):
         item["step"] = run.step_at(item["start"])
     run.audit = [e for e in AuditLog(ctx.config.state_path).read() if str(e.get("at", "")) >= since]
-    run.state = dict(ctx.state.data)
+    run.state = ctx.state.to_json()
     return run
 
 
@@ -429,9 +432,9 @@ SHARED_LAB_ENV = "SPLITTER_BENCH_LAB"
 
 def split_done(lab: Any) -> bool:
     """Whether the lab's split reached the cutover (its checkpoint says so)."""
-    from splitter.engine.state import load_state
+    from splitter.store.checkpoint import StateStore
 
-    return load_state(lab.layout.root / "state").cutover is not None
+    return StateStore(lab.layout.root / "state").load().cutover is not None
 
 
 def shared_lab() -> Any | None:

@@ -137,7 +137,22 @@ class SplitConfig(Strict):
         names = [m.name for m in self.source.members] + [self.arbiters.source.name, self.arbiters.target.name]
         if len(set(names)) != len(names):
             raise ValueError("arbiter names must differ from each other and from every member")
+        self._routing_names_the_sets()
         return self
+
+    def _routing_names_the_sets(self) -> None:
+        """The routing must give residues to both sets of this split; the short form names exactly those two."""
+        pair = [self.source.name, self.target.name]
+        named = list(self.routing.remainders or {})
+        strangers = [n for n in named if n not in pair]
+        if self.routing.remainders is not None and strangers:
+            raise ValueError(f"routing.remainders names {', '.join(strangers)}, which is neither source.name "
+                             f"({pair[0]}) nor target.name ({pair[1]}); name exactly those two sets")
+        empty = [n for n in pair if not self.routing.residues(n)]
+        if empty:
+            raise ValueError(f"routing gives no residue to {', '.join(empty)}: the split moves the residues owned by "
+                             f"target.name ({pair[1]}) and keeps those of source.name ({pair[0]}); "
+                             f"routing sets are {', '.join(self.routing.sets)}")
 
     # -- derived views ------------------------------------------------------------------------------
     def member(self, name: str) -> Member:
@@ -153,6 +168,14 @@ class SplitConfig(Strict):
     @property
     def move_members(self) -> list[Member]:
         return [self.member(n) for n in self.source.move]
+
+    def partner(self, set_name: str) -> str:
+        """The other set of this split (source <-> target)."""
+        if set_name == self.source.name:
+            return self.target.name
+        if set_name == self.target.name:
+            return self.source.name
+        raise KeyError(set_name)
 
     def resolve(self, path: str) -> Path:
         """Paths in the file are relative to the file's own directory."""
@@ -175,7 +198,7 @@ def _format_error(path: Path, err: ValidationError) -> str:
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see `splitter init --example`)"
+            msg = "unknown key (check the spelling; the README's \"The config file\" shows every key)"
         elif e["type"] == "missing":
             msg = "required key is missing"
         lines.append(f"{where}: {msg}")
@@ -201,6 +224,9 @@ def load_config(path: str | Path) -> SplitConfig:
         config = SplitConfig.model_validate({**data, "config_path": str(path.resolve())})
     except ValidationError as exc:
         raise BadInput(_format_error(path, exc)) from exc
+    if config.state_path.exists() and not config.state_path.is_dir():
+        raise BadInput(f"{path}: state_dir {config.state_path} exists and is not a directory",
+                       hint="point state_dir at a directory (it is created if missing)")
     # Credential files, like every path in the file, are relative to the file's own directory.
     creds = config.credentials
     resolved = {k: str(config.resolve(v)) for k in ("username_file", "password_file", "tls_ca_file")

@@ -90,6 +90,11 @@ def _credentials(config: dict, _inv: dict, tmp: Path) -> None:
     config["credentials"] = {"username_file": str(tmp / "user"), "password_file": str(tmp / "password")}
 
 
+def _state_dir_file(config: dict, _inv: dict, tmp: Path) -> None:
+    (tmp / "not-a-dir").write_text("x")
+    config["state_dir"] = str(tmp / "not-a-dir")
+
+
 CASES: list[tuple[str, Mutation, str]] = [
     ("yaml-syntax", _raw("source: [unclosed\n"), "not valid YAML at line"),
     ("top-level-list", _raw("- a\n- b\n"), "expected a mapping"),
@@ -106,8 +111,13 @@ CASES: list[tuple[str, Mutation, str]] = [
      "distinct names and hosts"),
     ("arbiter-on-member-host", lambda c, i, t: c["arbiters"]["source"].update(host=c["source"]["members"][0]["host"]),
      "arbiter hosts must differ"),
-    ("remainders-equal", _set("routing.remainders", {"rs1": 1, "rs2": 1}), "two different values"),
-    ("remainder-out-of-range", _set("routing.remainders", {"rs1": 0, "rs2": 2}), "two different values"),
+    ("remainders-equal", _set("routing.owners", {0: "rs1", 1: "rs1"}), "gives no residue to rs2"),
+    ("remainder-out-of-range", _set("routing.owners", {0: "rs1", 1: "rs2", 2: "rs2"}), "outside 0..1"),
+    ("residue-unowned", _set("routing.modulus", 3), "residue(s) [2] owned by no set"),
+    ("remainders-stranger", lambda c, i, t: c["routing"].pop("owners") and c["routing"].update(
+        remainders={"rs1": 0, "rsX": 1}), "neither source.name (rs1) nor target.name (rs2)"),
+    ("state-dir-is-a-file", _state_dir_file, "exists and is not a directory"),
+    ("remainders-and-owners", _set("routing.remainders", {"rs1": 0, "rs2": 1}), "not both"),
     ("modulus-one", _set("routing.modulus", 1), "routing.modulus"),
     ("routing-no-databases", _set("routing.databases", {}), "routing.databases"),
     ("collection-without-db", _set("routing.collections", {"events": "user_id"}), "database.collection"),

@@ -14,10 +14,10 @@ from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import AutoReconnect, BulkWriteError, NotPrimaryError, OperationFailure
 
 from splitter.catchup.apply import UnsupportedChange, get_path, translate, update_touches_key
-from splitter.catchup.position import Position, PositionStore, next_timestamp, read_status, token_time
 from splitter.catchup.source import history_lost_error, is_history_lost, is_transient
 from splitter.errors import OperationalError
 from splitter.routing import Routing
+from splitter.store.catchup_position import Position, PositionStore, next_timestamp, read_status, token_time
 
 ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None, "shop": "customer"},
                   collections={"app.orders": "owner.id"}, exclude=["app.audit"])

@@ -27,17 +27,17 @@ from pymongo import MongoClient
 from pymongo.write_concern import WriteConcern
 
 from splitter.cleanup.control import CleanupLock, RunControl
-from splitter.cleanup.position import InFlight, Position, PositionStore
 from splitter.cleanup.throttle import Limits, Window
 from splitter.cleanup.worker import CleanupWorker
 from splitter.cli.cleanup_cmd import cleanup
 from splitter.cluster.lag import LagReader
 from splitter.config import load_config
-from splitter.engine.state import RunState, StateStore
 from splitter.errors import LockHeld, OperationalError
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY, LabLayout
 from splitter.routing import Routing
+from splitter.store.checkpoint import RunState, StateStore
+from splitter.store.cleanup_position import InFlight, Position, PositionStore
 
 MAJORITY = WriteConcern("majority")
 # Never routed: missing, string, double and negative keys (all of them must survive every cleanup).

@@ -17,14 +17,14 @@ from pymongo import MongoClient
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from splitter.cleanup import position as position_module
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, Examined, Sent, id_key
 from splitter.cleanup.pipeline import Flight, Pipeline
-from splitter.cleanup.position import FlightChunk, InFlight, Position, PositionStore
 from splitter.cleanup.throttle import Limits
 from splitter.cli.cleanup_cmd import _options
 from splitter.config import load_config
 from splitter.lab.lab import Lab
+from splitter.store import cleanup_position as position_module
+from splitter.store.cleanup_position import FlightChunk, InFlight, Position, PositionStore
 
 
 @pytest.mark.parametrize(("sleep", "parallel", "expected"), [("0s", None, 4), ("25%", None, 1), ("200ms", None, 1),

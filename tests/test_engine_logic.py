@@ -10,12 +10,13 @@ from bson import Int64, ObjectId
 from splitter.cluster.applier import CrashPoint
 from splitter.config import parse_duration
 from splitter.engine.runner import Runner
-from splitter.engine.state import RunState, StateStore
 from splitter.errors import Interrupted, OperationalError, StepFailed
+from splitter.events import EventBus, EventType, Recorder
 from splitter.routing import Routing
 from splitter.steps import reconfig as rc
 from splitter.steps.base import Step
 from splitter.steps.rewrite_replset_config import build_target_config
+from splitter.store.checkpoint import RunState, StateStore
 
 ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None},
                   collections={"app.orders": "customer_id"}, exclude=["app.settings"])
@@ -132,23 +133,20 @@ class FakeStep(Step):
         self.check(self.done, "not done")
 
 
-class FakeApplier:
-    current_step = None
-
-
 class FakeCtx:
     def __init__(self, tmp: Path) -> None:
         self.store = StateStore(tmp)
         self.state = RunState()
-        self.applier = FakeApplier()
-        self.messages: list[str] = []
+        self.events = EventBus()
+        self.recorder = Recorder()
+        self.events.subscribe(self.recorder)
         self.config = type("C", (), {"config_path": "split.yaml"})()
 
     def save(self) -> None:
         self.store.save(self.state)
 
     def progress(self, message: str) -> None:
-        self.messages.append(message)
+        self.events.progress(message)
 
 
 def test_runner_checkpoints_only_verified_steps_and_resumes_by_verifying(tmp_path: Path) -> None:
@@ -157,6 +155,9 @@ def test_runner_checkpoints_only_verified_steps_and_resumes_by_verifying(tmp_pat
     with pytest.raises(StepFailed) as err:
         Runner(ctx, [a, b], gatekeeper=None).run()  # type: ignore[arg-type]
     assert "step b: the node said no" in err.value.message and "splitter run -c split.yaml" in err.value.hint
+    kinds = [(e.type, e.step) for e in ctx.recorder.events]
+    assert kinds == [(EventType.STEP_STARTED, "a"), (EventType.STEP_DONE, "a"), (EventType.STEP_STARTED, "b"),
+                     (EventType.STEP_FAILED, "b")]
     saved = StateStore(tmp_path).load()
     assert saved.steps["a"].state == "done" and saved.steps["b"].state == "failed"
     assert saved.steps["b"].error == "the node said no"
@@ -185,11 +186,13 @@ def test_applier_retries_only_retryable_errors_bounded_and_audited(tmp_path: Pat
     from pymongo.errors import AutoReconnect, OperationFailure
 
     from splitter.cluster.applier import Applier
-    from splitter.engine.audit import AuditLog
+    from splitter.store.audit import AuditLog
 
     audit = AuditLog(tmp_path)
-    applier = Applier(connector=None, adapter=None, audit=audit, retries=3)  # type: ignore[arg-type]
-    applier._retrying = _fast(applier._retrying)  # no real back-off sleeps in a unit test
+    events = EventBus()
+    events.subscribe(audit.handle)
+    # no real back-off sleeps in a unit test
+    applier = Applier(connector=None, adapter=None, events=events, retries=3, sleep=lambda _s: None)  # type: ignore
     calls = []
 
     def flaky():
@@ -200,34 +203,27 @@ def test_applier_retries_only_retryable_errors_bounded_and_audited(tmp_path: Pat
 
     assert applier._do("replSetReconfig: demo", "rs1", flaky) == "ok"
     records = audit.read()
-    assert [r["result"] for r in records] == ["retry", "retry", "ok"]
-    assert records[0]["reason"] == "primary stepped down" and records[-1]["attempts"] == 3
+    assert [r["event"] for r in records] == ["retry", "retry", "action"] and records[-1]["result"] == "ok"
+    assert "primary stepped down" in records[0]["reason"] and records[-1]["attempts"] == 3
 
     def fatal():
         raise OperationFailure("not authorized", code=13)
 
     with pytest.raises(OperationalError):
         applier._do("setDefaultRWConcern", "rs1", fatal)
-    assert audit.read()[-1]["result"] == "error" and not any(r.get("action") == "setDefaultRWConcern"
-                                                              and r["result"] == "retry" for r in audit.read())
+    assert audit.read()[-1]["result"] == "error" and not any(r.get("what") == "setDefaultRWConcern"
+                                                              and r["event"] == "retry" for r in audit.read())
 
     def always():
         raise AutoReconnect("down")
 
     with pytest.raises(OperationalError):  # RetryableError after the bounded attempts
         applier._do("shutdown", "h", always)
-    assert sum(1 for r in audit.read() if r["action"] == "shutdown" and r["result"] == "retry") == 2
+    assert sum(1 for r in audit.read() if r.get("what") == "shutdown" and r["event"] == "retry") == 2
 
-    dry = Applier(connector=None, adapter=None, audit=AuditLog(tmp_path / "dry"), dry_run=True)  # type: ignore
+    dry_events = EventBus()
+    dry_events.subscribe(AuditLog(tmp_path / "dry").handle)
+    dry = Applier(connector=None, adapter=None, events=dry_events, dry_run=True)  # type: ignore
     assert dry._do("replSetReconfig", "rs1", always) is None and dry.planned == ["replSetReconfig @ rs1"]
     assert not (tmp_path / "dry" / "audit.jsonl").exists()
 
-
-def _fast(make):
-    from tenacity import wait_none
-
-    def build(*args):
-        retrying = make(*args)
-        retrying.wait = wait_none()
-        return retrying
-    return build

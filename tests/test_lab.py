@@ -44,7 +44,7 @@ def test_lab_writes_a_valid_split_config_and_inventory(shared_lab: Lab) -> None:
     inventory = load_inventory(config.inventory_path)
     assert [m.name for m in config.keep_members] == ["node1", "node2"]
     assert [m.name for m in config.move_members] == ["node3", "node4"]
-    assert config.routing.remainders == {"rs1": 0, "rs2": 1}
+    assert config.routing.owners == {0: "rs1", 1: "rs2"} and config.routing.modulus == 2
     base = shared_lab.layout.base_port
     assert [inventory[n].port for n in ("node1", "node2", "node3", "node4", "arbiter1", "arbiter2")] == [
         base + 10 * i for i in range(6)]

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from splitter.engine.lock import StateLock
 from splitter.errors import LockHeld
+from splitter.store.lock import StateLock
 from tests.helpers import run_cli
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from splitter.engine.lock import StateLock
+from splitter.store.lock import StateLock
 StateLock(Path(sys.argv[1])).acquire("splitter run (test holder)")
 print("held", flush=True)
 time.sleep(120)

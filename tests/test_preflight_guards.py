@@ -20,7 +20,7 @@ def _ctx(facts: dict, windows: dict | None = None, full: bool = True, **planning
     member = SimpleNamespace(local=SimpleNamespace(command=lambda *a: oplog_stats))
     messages: list[str] = []
     return SimpleNamespace(keep_hosts=HOSTS[:2], move_hosts=HOSTS[2:], inspector=inspector,
-                           member=lambda h: member, state=SimpleNamespace(data={}), messages=messages,
+                           member=lambda h: member, state=SimpleNamespace(oplog_window={}), messages=messages,
                            progress=messages.append, config=SimpleNamespace(planning=Planning(**planning)))
 
 
@@ -35,7 +35,7 @@ def _facts(version="6.0.5", fcv="6.0", free=0.5, **override) -> dict:
 def test_healthy_facts_pass_and_record_the_oplog_window() -> None:
     ctx = _ctx(_facts())
     Preflight()._versions_disk_oplog(ctx)
-    assert ctx.state.data["oplog_window"] == {"a:1": 10**6, "b:1": 10**6} and ctx.messages == []
+    assert ctx.state.oplog_window == {"a:1": 10**6, "b:1": 10**6} and ctx.messages == []
 
 
 @pytest.mark.parametrize(("facts", "expected"), [

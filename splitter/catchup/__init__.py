@@ -2,8 +2,8 @@
 
 from splitter.catchup.apply import IndexOp, Translation, UnsupportedChange, translate
 from splitter.catchup.background import BackgroundCatchUp
-from splitter.catchup.position import Position, PositionStore, read_status
 from splitter.catchup.worker import CatchUpStats, CatchUpWorker
+from splitter.store.catchup_position import Position, PositionStore, read_status
 
 __all__ = ["BackgroundCatchUp", "CatchUpStats", "CatchUpWorker", "IndexOp", "Position", "PositionStore", "Translation",
            "UnsupportedChange", "read_status", "translate"]

@@ -24,7 +24,6 @@ from pymongo.write_concern import WriteConcern
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from splitter.catchup.apply import IndexOp, Translation, WriteOp, translate
-from splitter.catchup.position import Position, PositionStore, next_timestamp, token_time
 from splitter.catchup.source import (
     events_behind,
     fmt_ts,
@@ -36,6 +35,7 @@ from splitter.catchup.source import (
 )
 from splitter.errors import OperationalError, RetryableError
 from splitter.routing import Routing
+from splitter.store.catchup_position import Position, PositionStore, next_timestamp, token_time
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ class CatchUpWorker:
                  state_dir: Path, start_after: Timestamp, *, batch_size: int = 500, progress: Progress | None = None,
                  max_await_ms: int = 500, flush_seconds: float = 1.0, max_retries: int = 5,
                  lag_every: float = 5.0, report_seconds: float = 30.0, wtimeout_ms: int = 60_000) -> None:
-        if target_set not in routing.remainders:
-            raise OperationalError(f"catch-up: {target_set!r} is not a routing set ({list(routing.remainders)})")
+        if target_set not in routing.sets:
+            raise OperationalError(f"catch-up: {target_set!r} is not a routing set ({', '.join(routing.sets)})")
         self.source, self.target, self.routing, self.target_set = source, target, routing, target_set
         self.batch_size, self.max_await_ms, self.flush_seconds = batch_size, max_await_ms, flush_seconds
         self.max_retries, self.lag_every, self.report_seconds = max_retries, lag_every, report_seconds

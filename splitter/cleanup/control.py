@@ -13,8 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from splitter.engine.lock import StateLock
 from splitter.errors import LockHeld
+from splitter.store.lock import StateLock
 
 PAUSE_FILE = "cleanup.pause"
 

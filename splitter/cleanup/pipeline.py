@@ -17,7 +17,7 @@ from typing import Any
 from pymongo.collection import Collection
 
 from splitter.cleanup.batches import ChunkScanner, Examined, Sent
-from splitter.cleanup.position import FlightChunk, InFlight, Position
+from splitter.store.cleanup_position import FlightChunk, InFlight, Position
 
 
 @dataclass(frozen=True)

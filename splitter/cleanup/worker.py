@@ -28,13 +28,13 @@ from pymongo.read_concern import ReadConcern
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner
 from splitter.cleanup.control import RunControl
 from splitter.cleanup.pipeline import Flight, Pipeline, Walk
-from splitter.cleanup.position import FlightChunk, Position, PositionStore
 from splitter.cleanup.progress import NullProgress, ProgressSink
 from splitter.cleanup.report import CollectionReport, SetReport
 from splitter.cleanup.throttle import Decision, Limits, Observation, Throttler
 from splitter.cluster.lag import LagReader, LagReading
 from splitter.errors import OperationalError
 from splitter.routing import RoutedCollection, Routing
+from splitter.store.cleanup_position import FlightChunk, Position, PositionStore
 
 TRANSIENT = (AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError)
 MAX_TRANSIENT = 10
@@ -55,13 +55,19 @@ class CleanupWorker:
     `parallel` batches of `batch_size` deleted at once; the throttler rests after each chunk."""
 
     def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
-                 state_dir: Path, limits: Limits | None = None, batch_size: int = DEFAULT_BATCH_SIZE, parallel: int = 4,
+                 state_dir: Path, other_set: str | None = None, limits: Limits | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, parallel: int = 4,
                  dry_run: bool = False, control: RunControl | None = None, progress: ProgressSink | None = None,
                  lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.routing = routing
         self.set_name = set_name
-        self.other_set = routing.other_set(set_name)
+        if other_set is None:  # a two-set routing names the partner itself
+            others = [s for s in routing.sets if s != set_name]
+            if len(others) != 1:
+                raise ValueError(f"cleanup of {set_name}: name the other set of the split (routing has {others})")
+            other_set = others[0]
+        self.other_set = other_set
         self.this = this
         self.other = other
         self.throttler = Throttler(limits or Limits())

@@ -22,9 +22,10 @@ from splitter.cleanup.throttle import Limits, Throttler, Window, parse_sleep
 from splitter.cleanup.worker import DEFAULT_BATCH_SIZE, CleanupWorker
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config, parse_duration
-from splitter.engine.state import load_state
 from splitter.errors import BadInput, OperationalError
 from splitter.hosts.ansible_adapter import AnsibleAdapter
+from splitter.store.checkpoint import StateStore
+from splitter.store.files import StateFiles
 
 PARALLEL_UNTHROTTLED = 4
 
@@ -95,7 +96,7 @@ def _schedule_spec(config: SplitConfig, opts: Options) -> ScheduleSpec:
 
 
 def _refuse_before_cutover(config: SplitConfig) -> None:
-    cutover = load_state(config.state_path).cutover
+    cutover = StateStore(StateFiles(config.state_path)).load().cutover
     if cutover is None:
         raise OperationalError(
             f"the cutover is not recorded in {config.state_path}: clients may still read and write both halves "
@@ -121,7 +122,8 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
             stack.enter_context(CleanupLock(config.state_path))
         clients = _clients(config, connector)
         workers = [CleanupWorker(routing=config.routing, set_name=name, this=clients[name],
-                                 other=clients[config.routing.other_set(name)], state_dir=config.state_path,
+                                 other=clients[config.partner(name)], other_set=config.partner(name),
+                                 state_dir=config.state_path,
                                  limits=opts.limits, batch_size=opts.batch_size, parallel=opts.parallel,
                                  dry_run=opts.dry_run,
                                  control=control, progress=progress)
@@ -187,7 +189,7 @@ def cleanup(config_path: Path, set_choice: str, dry_run: bool, batch_size: int, 
             click.echo(format_schedule(spec, config.inventory_path), nl=False)
         for host, present in ((install_host, True), (remove_host, False)):
             if host:
-                adapter = AnsibleAdapter(config.inventory_path, config.state_path / "ansible")
+                adapter = AnsibleAdapter(config.inventory_path, StateFiles(config.state_path).ansible_dir)
                 result = apply_schedule(adapter, host, spec, present=present)
                 verb = "installed on" if present else "removed from"
                 click.echo(f"nightly cleanup of {spec.set_choice} {verb} {host} ({spec.unit}; "

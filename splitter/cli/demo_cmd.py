@@ -13,15 +13,15 @@ from pymongo.errors import PyMongoError
 from rich.table import Table
 
 from splitter.cli.cleanup_cmd import cleanup
-from splitter.cli.output import console, say
+from splitter.cli.output import console, console_bus, say
 from splitter.engine.gates import GateKeeper
-from splitter.engine.lock import StateLock
 from splitter.engine.plan import build_plan
 from splitter.engine.runner import Runner
-from splitter.engine.session import open_session
+from splitter.engine.session import open_session, pin_routing
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY
 from splitter.steps.registry import all_steps
+from splitter.store.lock import StateLock
 
 
 class DemoWriter:
@@ -92,15 +92,16 @@ def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool) -> None:
     started = time.monotonic()
     try:
         lab.up(docs)
-        ctx = open_session(lab.layout.config_path, dry_run=True, progress=say)
+        ctx = open_session(lab.layout.config_path, dry_run=True, events=console_bus())
         plan = build_plan(ctx, all_steps())
         say(f"plan: {len(plan)} steps, point of no return at "
             f"{next(s.id for s in plan if not s.reversible)}; running them now")
-        ctx = open_session(lab.layout.config_path, dry_run=False, progress=say, auto_confirm=True)
+        ctx = open_session(lab.layout.config_path, dry_run=False, events=console_bus(), auto_confirm=True)
         with DemoWriter(lab.layout.connection_string) as writer:
             lock = StateLock(ctx.config.state_path)
             lock.acquire("splitter demo")
             try:
+                pin_routing(ctx)
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until="catch-up").run()
                 writer.stop()  # the app stops writing rs2's half to rs1 once it routes by key
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()

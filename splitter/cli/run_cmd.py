@@ -10,18 +10,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from splitter.cli.output import config_option, console, say
+from splitter.cli.output import config_option, console, console_bus, say
 from splitter.config import load_config
-from splitter.engine.gates import GATE_IDS, GateKeeper, confirm_gate
-from splitter.engine.lock import StateLock
+from splitter.engine.gates import GATE_IDS, GateKeeper
 from splitter.engine.plan import build_plan
 from splitter.engine.rollback import Rollback, rollback_refusal
 from splitter.engine.runner import Runner
-from splitter.engine.session import open_session
+from splitter.engine.session import open_session, pin_routing
 from splitter.engine.status import collect_status
 from splitter.errors import OperationalError
 from splitter.steps.base import Step
 from splitter.steps.registry import STEP_IDS, all_steps
+from splitter.store.files import StateFiles
+from splitter.store.gatefiles import write_confirmation
+from splitter.store.lock import StateLock
 
 
 @click.command()
@@ -29,7 +31,7 @@ from splitter.steps.registry import STEP_IDS, all_steps
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, title, actions, reversible}.")
 def plan(config_path: Path, as_json: bool) -> None:
     """Read-only: check the live cluster and hosts, then show every step's exact actions."""
-    ctx = open_session(config_path, dry_run=True, progress=(lambda _m: None) if as_json else say)
+    ctx = open_session(config_path, dry_run=True, events=console_bus(quiet=as_json))
     steps = build_plan(ctx, all_steps())
     if as_json:
         click.echo(json.dumps([s.to_json() for s in steps], indent=2))
@@ -50,10 +52,12 @@ def plan(config_path: Path, as_json: bool) -> None:
 @click.option("--until", type=click.Choice(STEP_IDS), help="Stop after this step.")
 def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> None:
     """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed."""
-    ctx = open_session(config_path, dry_run=False, progress=say, auto_confirm=yes)
+    ctx = open_session(config_path, dry_run=False, events=console_bus(), auto_confirm=yes)
     lock = StateLock(ctx.config.state_path)
     lock.acquire("splitter run")
     try:
+        pin_routing(ctx)
+
         def ask(step: Step) -> bool:
             return click.confirm(f"run step {step.id} ({step.title})?", default=True)
 
@@ -77,8 +81,9 @@ def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> Non
 def confirm(config_path: Path, gate: str) -> None:
     """Tell a waiting `splitter run` that the application change for GATE is deployed."""
     config = load_config(config_path)
-    path = confirm_gate(config.state_path, gate, by=f"{getpass.getuser()}@{socket.gethostname()}")
-    console.print(f"gate {gate} confirmed ({path})")
+    files = StateFiles(config.state_path)
+    write_confirmation(files, gate, by=f"{getpass.getuser()}@{socket.gethostname()}")
+    console.print(f"gate {gate} confirmed ({files.gate_confirmation(gate)})")
 
 
 @click.command()
@@ -86,7 +91,7 @@ def confirm(config_path: Path, gate: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 def status(config_path: Path, as_json: bool) -> None:
     """Each step's state, times and last error; the gate waited on; split optime; live topology."""
-    ctx = open_session(config_path, dry_run=True, progress=lambda _m: None)
+    ctx = open_session(config_path, dry_run=True, events=console_bus(quiet=True))
     report = collect_status(ctx)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -107,7 +112,7 @@ def status(config_path: Path, as_json: bool) -> None:
 @config_option
 def rollback(config_path: Path) -> None:
     """Undo the split before rewrite-replset-config: rs1 back to four data nodes, original priorities/votes."""
-    ctx = open_session(config_path, dry_run=False, progress=say)
+    ctx = open_session(config_path, dry_run=False, events=console_bus())
     reason = rollback_refusal(ctx.state)
     if reason:
         raise OperationalError(f"rollback refused: {reason}")

@@ -1,4 +1,8 @@
-"""The Applier is the only writer: reconfigs, server commands, playbook runs. Dry run is enforced here."""
+"""The Applier is the only writer: reconfigs, server commands, playbook runs. Dry run is enforced here.
+
+Every change is an `action` event (what, where, result, seconds, attempts) on the event bus, which the audit log
+keeps; transient failures are retried with the shared helper (`retry` events carry the reason).
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,21 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import MongoClient
-from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, OperationFailure, PyMongoError
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from pymongo.errors import AutoReconnect, ConnectionFailure, PyMongoError
 
 from splitter.cluster.connect import Connector
 from splitter.cluster.shutdown import request_shutdown
-from splitter.engine.audit import AuditLog
 from splitter.errors import OperationalError, RetryableError
+from splitter.events import EventBus, EventType
 from splitter.hosts.ansible_adapter import AnsibleAdapter
+from splitter.retry import Failure, classify, code_name, retrying
 
 log = logging.getLogger("splitter.applier")
-
-# Server errors that clear by themselves: elections, a previous reconfig still committing, interrupted ops.
-RETRYABLE_CODES = {
-    10107,  # NotWritablePrimary
-    11600, 11602,  # InterruptedAtShutdown, InterruptedDueToReplStateChange
-    13435, 13436,  # NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary
-    109,  # ConfigurationInProgress
-    189,  # PrimarySteppedDown
-    308,  # CurrentConfigNotCommittedYet
-    91,  # ShutdownInProgress
-    262,  # ExceededTimeLimit
-    50,  # MaxTimeMSExpired
-}
 
 
 class CrashPoint:
@@ -64,54 +49,50 @@ class CrashPoint:
 
 
 def _as_retryable(exc: PyMongoError) -> Exception:
-    if isinstance(exc, (AutoReconnect, ConnectionFailure, NotPrimaryError)):
-        return RetryableError(str(exc))
-    if isinstance(exc, OperationFailure) and exc.code in RETRYABLE_CODES:
-        return RetryableError(f"{exc.details.get('codeName', exc.code) if exc.details else exc.code}: {exc}")
+    if classify(exc) is Failure.TRANSIENT:
+        return RetryableError(f"{code_name(exc)}: {exc}")
     return OperationalError(str(exc))
 
 
 class Applier:
-    """Every change to a cluster or host goes through here, is audited, and is skipped in dry run."""
+    """Every change to a cluster or host goes through here, is reported as an event, and is skipped in dry run."""
 
-    def __init__(self, connector: Connector, adapter: AnsibleAdapter, audit: AuditLog, *, dry_run: bool = False,
-                 retries: int = 6, on_action: Callable[[str], None] | None = None) -> None:
+    def __init__(self, connector: Connector, adapter: AnsibleAdapter, events: EventBus, *, dry_run: bool = False,
+                 retries: int = 6, sleep: Callable[[float], None] = time.sleep) -> None:
         self.connector = connector
         self.adapter = adapter
-        self.audit = audit
+        self.events = events
         self.dry_run = dry_run
         self.retries = retries
         self.planned: list[str] = []
-        self.on_action = on_action or (lambda _msg: None)
-        self.current_step: str | None = None
+        self._sleep = sleep
         self._crash = CrashPoint.from_env()
 
-    def _retrying(self, what: str, where: str) -> Retrying:
-        def note(state: RetryCallState) -> None:
-            reason = state.outcome.exception() if state.outcome else None
-            self.audit.write({"action": what, "where": where, "step": self.current_step, "result": "retry",
-                              "attempt": state.attempt_number, "reason": str(reason)})
-            self.on_action(f"retrying {what} @ {where} (attempt {state.attempt_number}): {reason}")
-
-        return Retrying(retry=retry_if_exception_type(RetryableError), stop=stop_after_attempt(self.retries),
-                        wait=wait_exponential(multiplier=0.5, max=8), reraise=True,
-                        before_sleep=lambda state: (before_sleep_log(log, logging.WARNING)(state), note(state)))
+    @property
+    def current_step(self) -> str | None:
+        return self.events.step
 
     def _do(self, what: str, where: str, fn: Callable[[], Any], **detail: Any) -> Any:
         if self.dry_run:
             self.planned.append(f"{what} @ {where}")
             return None
-        self.on_action(f"{what} @ {where}")
-        with self.audit.action(what, where, step=self.current_step, **detail) as extra:
-            attempts = 0
-            for attempt in self._retrying(what, where):
+        started = time.monotonic()
+        attempts = 0
+        try:
+            for attempt in retrying(what, events=self.events, where=where, attempts=self.retries, sleep=self._sleep):
                 with attempt:
                     attempts += 1
                     try:
                         result = fn()
                     except PyMongoError as exc:
                         raise _as_retryable(exc) from exc
-            extra["attempts"] = attempts
+        except BaseException as exc:
+            self.events.emit(EventType.ACTION, f"{what} @ {where} failed: {exc}", level="error", what=what,
+                             where=where, result="error", error=f"{type(exc).__name__}: {exc}", attempts=attempts,
+                             seconds=round(time.monotonic() - started, 3), **detail)
+            raise
+        self.events.emit(EventType.ACTION, f"{what} @ {where}", what=what, where=where, result="ok",
+                         attempts=attempts, seconds=round(time.monotonic() - started, 3), **detail)
         self._crash.after(self.current_step, what)
         return result
 

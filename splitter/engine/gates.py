@@ -5,26 +5,16 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from splitter.config import Gate, parse_duration
-from splitter.engine.state import atomic_write_json, ensure_state_dir, now_iso
+from splitter.events import EventType
 from splitter.steps.base import GateSpec
 from splitter.steps.context import StepContext
+from splitter.store import gatefiles
+from splitter.store.atomic import now_iso
+from splitter.store.records import GatePass
 
 GATE_IDS = ("deploy-client-v1", "deploy-client-v2")
-
-
-def confirmation_file(state_dir: Path, gate_id: str) -> Path:
-    return Path(state_dir) / "gates" / f"{gate_id}.confirmed"
-
-
-def confirm_gate(state_dir: Path, gate_id: str, by: str) -> Path:
-    """What `splitter confirm` does: drop a file the waiting run picks up."""
-    path = confirmation_file(state_dir, gate_id)
-    ensure_state_dir(path.parent)
-    atomic_write_json(path, {"gate": gate_id, "at": now_iso(), "by": by})
-    return path
 
 
 class GateKeeper:
@@ -39,17 +29,16 @@ class GateKeeper:
         return gates.deploy_client_v1 if gate_id == "deploy-client-v1" else gates.deploy_client_v2
 
     def instruction(self, spec: GateSpec) -> str:
-        routing = self.ctx.config.routing
-        rule = ", ".join(f"{key} % {routing.modulus} == {r} -> {name}" for name, r in routing.remainders.items()
-                         for key in [routing.default_key])
         return spec.instruction.format(keep=",".join(self.ctx.keep_hosts), move=", ".join(self.ctx.move_hosts),
-                                       source=self.ctx.source_name, target=self.ctx.target_name, routing=rule)
+                                       source=self.ctx.source_name, target=self.ctx.target_name,
+                                       routing=self.ctx.config.routing.describe())
 
     def _confirmed_by(self, gate_id: str, command: str | None) -> str | None:
         if self.auto_yes:
             return "--yes"
-        if confirmation_file(self.ctx.store.dir, gate_id).exists():
-            return "splitter confirm"
+        confirmation = gatefiles.read_confirmation(self.ctx.files, gate_id)
+        if confirmation is not None:
+            return f"splitter confirm ({confirmation.get('by', '?')})"
         if command:
             done = subprocess.run(command, shell=True, capture_output=True, timeout=300, check=False)
             if done.returncode == 0:
@@ -57,22 +46,26 @@ class GateKeeper:
         return None
 
     def wait(self, spec: GateSpec, tick: Callable[[], None] | None = None) -> None:
-        gates = self.ctx.state.data.setdefault("gates", {})
-        if spec.id in gates:
+        if spec.id in self.ctx.state.gates:
             return
         gate = self._gate_config(spec.id)
         poll = parse_duration(gate.poll)
         self.ctx.state.waiting_gate = spec.id
         self.ctx.save()
-        self.ctx.progress(f"GATE {spec.id}: {self.instruction(spec)}")
-        if not self.auto_yes:
-            self.ctx.progress(f"  when done: splitter confirm -c {self.ctx.config.config_path} {spec.id}"
-                              + (f"   (or the gate command `{gate.command}` succeeds)" if gate.command else ""))
+        hint = None if self.auto_yes else (f"when done: splitter confirm -c {self.ctx.config.config_path} {spec.id}"
+                                           + (f"   (or the gate command `{gate.command}` succeeds)"
+                                              if gate.command else ""))
+        self.ctx.events.emit(EventType.GATE_WAITING, f"GATE {spec.id}: {self.instruction(spec)}", gate=spec.id,
+                             instruction=self.instruction(spec), hint=hint)
+        if hint:
+            self.ctx.progress(f"  {hint}")
         while (by := self._confirmed_by(spec.id, gate.command)) is None:
             if tick:
                 tick()
             time.sleep(poll)
-        gates[spec.id] = {"at": now_iso(), "by": by}
+        # A confirmation is used once: it never carries over to a later wait at this gate.
+        gatefiles.consume_confirmation(self.ctx.files, spec.id)
+        self.ctx.state.gates[spec.id] = GatePass(at=now_iso(), by=by)
         self.ctx.state.waiting_gate = None
         self.ctx.save()
-        self.ctx.progress(f"gate {spec.id} confirmed ({by})")
+        self.ctx.events.emit(EventType.GATE_CONFIRMED, f"gate {spec.id} confirmed ({by})", gate=spec.id, by=by)

@@ -5,22 +5,21 @@ from __future__ import annotations
 import time
 
 from splitter.cluster.shutdown import QUIESCE_SECS
-from splitter.engine.state import RunState
 from splitter.errors import OperationalError
 from splitter.steps import reconfig as rc
 from splitter.steps.context import StepContext
-from splitter.steps.registry import POINT_OF_NO_RETURN
+from splitter.store.checkpoint import RunState
+from splitter.store.gatefiles import clear_confirmations
+from splitter.store.records import OriginalConfig
 
 
 def rollback_refusal(state: RunState) -> str | None:
     """Why rollback is not allowed any more, or None when it is."""
-    record = state.steps.get(POINT_OF_NO_RETURN)
-    if record is None or record.state == "pending":
+    ponr = state.point_of_no_return
+    if ponr is None:
         return None
-    if "target_config" in state.data:
-        return (f"{POINT_OF_NO_RETURN} has started writing rs2's config to the moving nodes; from there the split "
-                "only goes forward: run `splitter run` to finish it")
-    return None
+    return (f"the point of no return was passed at {ponr.at} ({ponr.step}: {ponr.detail}); "
+            "run `splitter run` to finish the split")
 
 
 class Rollback:
@@ -34,7 +33,7 @@ class Rollback:
         reason = rollback_refusal(ctx.state)
         if reason:
             raise OperationalError(f"rollback refused: {reason}")
-        original = ctx.state.data.get("original_config")
+        original = ctx.state.original_config
         if original is None:
             ctx.progress("nothing to roll back: the run has not changed the cluster")
             return
@@ -61,16 +60,16 @@ class Rollback:
             ctx.applier.playbook("mongod_start.yml", down, {"mongod_mode": "replset",
                                                            "replset_name": ctx.source_name})
 
-    def _restore_members(self, original: dict) -> None:
+    def _restore_members(self, original: OriginalConfig) -> None:
         ctx = self.ctx
-        by_host = {m["host"]: m for m in original["members"]}
+        by_host = {m.host: m for m in original.members}
         for host in ctx.move_hosts:
             config = rc.live_config(ctx)
             if rc.member_doc(config, host) is None:
                 taken = {int(m["_id"]) for m in config["members"]}
                 new = rc.with_added(config, host, priority=0, votes=0)
-                if by_host[host]["id"] not in taken:
-                    new["members"][-1]["_id"] = by_host[host]["id"]
+                if by_host[host].id not in taken:
+                    new["members"][-1]["_id"] = by_host[host].id
                 rc.reconfig(ctx, new, f"re-add {host} (non-voting first)")
         ctx.wait_for("the moving nodes to be SECONDARY", lambda: all(
             ctx.inspector.status(ctx.source_primary()).state_of(h) == "SECONDARY" for h in ctx.move_hosts),
@@ -79,9 +78,9 @@ class Rollback:
             config = rc.live_config(ctx)
             want = by_host[host]
             member = rc.member_doc(config, host)
-            if member.get("votes", 1) != want["votes"] or member.get("priority", 1) != want["priority"]:  # type: ignore
-                rc.reconfig(ctx, rc.with_member(config, host, votes=want["votes"], priority=want["priority"]),
-                            f"restore {host} priority {want['priority']}, votes {want['votes']}")
+            if member.get("votes", 1) != want.votes or member.get("priority", 1) != want.priority:  # type: ignore
+                rc.reconfig(ctx, rc.with_member(config, host, votes=want.votes, priority=want.priority),
+                            f"restore {host} priority {want.priority}, votes {want.votes}")
 
     def _remove_arbiter(self) -> None:
         ctx = self.ctx
@@ -94,15 +93,15 @@ class Rollback:
     def _archive_state(self) -> None:
         ctx = self.ctx
         if ctx.store.path.exists():
-            ctx.store.path.rename(ctx.store.path.with_name(f"state.rolled-back.{int(time.time())}.json"))
-        for confirmation in (ctx.store.dir / "gates").glob("*.confirmed"):
-            confirmation.unlink()
+            ctx.store.path.rename(ctx.files.rolled_back_checkpoint(int(time.time())))
+        clear_confirmations(ctx.files)
         ctx.state = RunState()
 
     def verify(self) -> list[str]:
         """Problems left after rollback (empty when rs1 is four healthy data nodes as originally configured)."""
         ctx = self.ctx
-        original = {m["host"]: m for m in ctx.state.data.get("original_config", {}).get("members", [])}
+        recorded = ctx.state.original_config
+        original = {m.host: m for m in recorded.members} if recorded else {}
         primary = ctx.source_primary()
         config = ctx.inspector.config(primary)
         problems = []
@@ -110,7 +109,7 @@ class Rollback:
             problems.append(f"members are {', '.join(config.hosts)}")
         for m in config.members:
             want = original.get(m.host)
-            if want and (m.priority != want["priority"] or m.votes != want["votes"]):
+            if want and (m.priority != want.priority or m.votes != want.votes):
                 problems.append(f"{m.host} has priority {m.priority}, votes {m.votes}")
         states = ctx.inspector.status(primary).states()
         problems += [f"{h} is {s}" for h, s in states.items() if s not in ("PRIMARY", "SECONDARY")]

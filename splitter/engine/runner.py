@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from splitter.engine.gates import GateKeeper
-from splitter.engine.state import now_iso
 from splitter.errors import BadInput, Interrupted, SplitterError, StepFailed
+from splitter.events import EventType
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
+from splitter.store.atomic import now_iso
 
 
 class Runner:
@@ -47,12 +49,20 @@ class Runner:
             return False
 
     def _run_step(self, step: Step) -> None:
+        with self.ctx.events.in_step(step.id):
+            self._run_step_in_scope(step)
+
+    def _run_step_in_scope(self, step: Step) -> None:
+        events = self.ctx.events
         record = self.ctx.state.step(step.id)
         resumed = record.state in ("running", "failed")
-        self.ctx.progress(f"[{step.id}] {step.title}" + (" (resuming: re-verifying)" if resumed else ""))
+        started = time.monotonic()
+        events.emit(EventType.STEP_STARTED, f"[{step.id}] {step.title}" + (" (resuming: re-verifying)" if resumed
+                                                                             else ""), resumed=resumed,
+                    title=step.title)
         try:
             if resumed and self._already_done(step):
-                self.ctx.progress(f"[{step.id}] already complete")
+                events.progress(f"[{step.id}] already complete")
             else:
                 step.precheck(self.ctx)
                 if step.gate:
@@ -60,7 +70,6 @@ class Runner:
                 record.state, record.started, record.error = "running", now_iso(), None
                 record.attempts += 1
                 self.ctx.save()
-                self.ctx.applier.current_step = step.id
                 step.apply(self.ctx)
                 step.verify(self.ctx)
         except KeyboardInterrupt:
@@ -75,16 +84,25 @@ class Runner:
             record.state, record.error = "failed", exc.message
             self.ctx.save()
             message = exc.message.removeprefix(f"step {step.id}: ")
-            raise StepFailed(step.id, message, hint=exc.hint or (
+            failure = StepFailed(step.id, message, hint=exc.hint or (
                 f"fix the cause, then `{self._next_command()}` (it re-verifies {step.id} and continues); "
-                f"`splitter status -c {self.ctx.config.config_path}` shows where it stands")) from exc
+                f"`splitter status -c {self.ctx.config.config_path}` shows where it stands"))
+            self._failed(failure)
+            raise failure from exc
         except Exception as exc:  # an unexpected error still leaves a consistent checkpoint
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
             self.ctx.save()
-            raise StepFailed(step.id, record.error, hint=f"then `{self._next_command()}`") from exc
+            failure = StepFailed(step.id, record.error, hint=f"then `{self._next_command()}`")
+            self._failed(failure)
+            raise failure from exc
         record.state, record.finished, record.error = "done", now_iso(), None
         self.ctx.save()
-        self.ctx.progress(f"[{step.id}] done")
+        events.emit(EventType.STEP_DONE, f"[{step.id}] done", seconds=round(time.monotonic() - started, 3),
+                    attempts=record.attempts)
+
+    def _failed(self, failure: StepFailed) -> None:
+        self.ctx.events.emit(EventType.STEP_FAILED, failure.message, level="error", error=failure.message,
+                             hint=failure.hint)
 
     def gate_tick(self, step: Step) -> Callable[[], None] | None:
         tick = getattr(step, "gate_tick", None)

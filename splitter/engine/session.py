@@ -1,34 +1,59 @@
-"""Builds everything one command needs from split.yaml: inventory, connector, inspector, applier, state."""
+"""Builds everything one command needs from split.yaml: inventory, connector, inspector, applier, state, events.
+
+Input is validated first (BadInput, nothing touched): the config, the inventory, the credentials, and the routing
+against the one the run pinned at its start.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from splitter.cluster.applier import Applier
 from splitter.cluster.connect import Connector
 from splitter.cluster.inspector import Inspector
-from splitter.config import load_config
-from splitter.engine.audit import AuditLog
-from splitter.engine.state import StateStore
+from splitter.config import SplitConfig, load_config
+from splitter.errors import BadInput
+from splitter.events import EventBus
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.inventory import load_inventory
 from splitter.steps.context import StepContext
+from splitter.store.audit import AuditLog
+from splitter.store.checkpoint import RunState, StateStore
+from splitter.store.files import StateFiles
 
 
-def open_session(config_path: str | Path, *, dry_run: bool, progress: Callable[[str], None],
-                 auto_confirm: bool = False) -> StepContext:
-    """Validate all input first (BadInput, nothing touched), then wire the pieces together."""
+def check_routing_pin(config: SplitConfig, state: RunState) -> None:
+    """A routing that differs from the one pinned at the first `run` is bad input for every command."""
+    if state.routing_pin is None:
+        return
+    changed = config.routing.differences(state.routing_pin)
+    if changed:
+        raise BadInput(f"{config.config_path}: the routing differs from the one this split pinned at its start:\n  "
+                       + "\n  ".join(changed),
+                       hint="put the routing back as it was: documents were caught up, fenced and verified by it")
+
+
+def pin_routing(ctx: StepContext) -> None:
+    """The first `run` pins the routing: every later command refuses a split.yaml whose routing differs."""
+    if ctx.state.routing_pin is None:
+        ctx.state.routing_pin = ctx.config.routing.pin()
+        ctx.save()
+
+
+def open_session(config_path: str | Path, *, dry_run: bool, events: EventBus, auto_confirm: bool = False,
+                 audit: bool = True) -> StepContext:
+    """Validate all input first (BadInput, nothing touched), then wire the pieces together. With `audit`, every
+    event of this command is appended to the state dir's audit log."""
     config = load_config(config_path)
     inventory = load_inventory(config.inventory_path)
     connector = Connector(config.credentials)
-    store = StateStore(config.state_path)
-    audit = AuditLog(config.state_path)
-    adapter = AnsibleAdapter(config.inventory_path, config.state_path / "ansible")
-    def show_retries(message: str) -> None:
-        if message.startswith("retrying"):
-            progress(message)
-
-    applier = Applier(connector, adapter, audit, dry_run=dry_run, on_action=show_retries)
+    files = StateFiles(config.state_path)
+    store = StateStore(files)
+    state = store.load()
+    check_routing_pin(config, state)
+    if audit and not dry_run:
+        events.subscribe(AuditLog(config.state_path).handle)
+    adapter = AnsibleAdapter(config.inventory_path, files.ansible_dir)
+    applier = Applier(connector, adapter, events, dry_run=dry_run)
     return StepContext(config=config, inventory=inventory, inspector=Inspector(connector), applier=applier,
-                       state=store.load(), store=store, progress=progress, auto_confirm=auto_confirm)
+                       state=state, store=store, events=events, auto_confirm=auto_confirm)

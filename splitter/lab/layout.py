@@ -128,7 +128,7 @@ class LabLayout:
                 "target": {**member("arbiter2"), "dbpath": str(self.host("arbiter2").dbpath)},
             },
             "inventory": "inventory.yml",
-            "routing": {"modulus": 2, "remainders": {SOURCE_SET: 0, TARGET_SET: 1},
+            "routing": {"modulus": 2, "owners": {0: SOURCE_SET, 1: TARGET_SET},
                         "default_key": KEY, "databases": {DATABASE: KEY}},
             "gates": {"quiet_period": "2s"},
             "state_dir": "state",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from splitter.catchup import CatchUpWorker, PositionStore
-from splitter.catchup.position import ts_from_json
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 
@@ -12,9 +11,9 @@ INITIAL_DRAIN_TIMEOUT = 1800.0
 
 def make_worker(ctx: StepContext) -> CatchUpWorker:
     """The same worker, with the same position file, in step 11, during the last gate, and after a crash."""
-    split = ts_from_json(ctx.state.data["split_optime"])
-    return CatchUpWorker(ctx.rs1(), ctx.rs2(), ctx.config.routing, ctx.target_name, ctx.store.dir, split,
-                         progress=ctx.progress)
+    assert ctx.state.split is not None, "rewrite-replset-config records the split optime"
+    return CatchUpWorker(ctx.rs1(), ctx.rs2(), ctx.config.routing, ctx.target_name, ctx.store.dir,
+                         ctx.state.split.optime.ts, progress=ctx.progress)
 
 
 class CatchUp(Step):
@@ -23,8 +22,8 @@ class CatchUp(Step):
     reversible = False
 
     def describe(self, ctx: StepContext) -> list[str]:
-        split = ctx.state.data.get("split_optime")
-        start = f"{split['t']}:{split['i'] + 1}" if split else "split optime + 1"
+        split = ctx.state.split
+        start = f"{split.optime.t}:{split.optime.i + 1}" if split else "split optime + 1"
         return [f"change stream on {ctx.source_name} (routed databases {', '.join(ctx.config.routing.databases)}) "
                 f"from {start}, showExpandedEvents, fullDocument updateLookup",
                 f"apply {ctx.target_name}'s half into {ctx.target_name} in ordered bulk batches (upsert/replace by "
@@ -39,5 +38,6 @@ class CatchUp(Step):
     def verify(self, ctx: StepContext) -> None:
         position = PositionStore(ctx.store.dir, ctx.target_name).load()
         self.check(position is not None, "the catch-up has no saved position")
-        self.check(position.applied_through >= ts_from_json(ctx.state.data["split_optime"]),  # type: ignore
+        assert ctx.state.split is not None
+        self.check(position.applied_through >= ctx.state.split.optime.ts,  # type: ignore[union-attr]
                    "the catch-up position is behind the split optime")

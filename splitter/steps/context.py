@@ -1,4 +1,4 @@
-"""What a step works with: config, inventory, inspector (reads), applier (writes), the run's state."""
+"""What a step works with: config, inventory, inspector (reads), applier (writes), the run's state, the events."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from pymongo import MongoClient
 from splitter.cluster.applier import Applier
 from splitter.cluster.inspector import Inspector
 from splitter.config import SplitConfig
-from splitter.engine.state import RunState, StateStore
 from splitter.errors import RetryableError
+from splitter.events import EventBus, EventType
 from splitter.inventory import InventoryHost
+from splitter.store.checkpoint import RunState, StateStore
+from splitter.store.files import StateFiles
 from splitter.waiting import wait_until
 
 
 @dataclass
 class StepContext:
-    """Shared by all steps of one run. `state.data` carries step outputs across crashes."""
+    """Shared by all steps of one run. `state` carries the steps' typed records across crashes."""
 
     config: SplitConfig
     inventory: dict[str, InventoryHost]
@@ -27,8 +29,16 @@ class StepContext:
     applier: Applier
     state: RunState
     store: StateStore
-    progress: Callable[[str], None]
+    events: EventBus
     auto_confirm: bool = False
+
+    @property
+    def files(self) -> StateFiles:
+        return self.store.files
+
+    def progress(self, message: str) -> None:
+        """A sentence for the operator (a `progress` event)."""
+        self.events.progress(message)
 
     # -- names and addresses ------------------------------------------------------------------------
     @property
@@ -82,4 +92,7 @@ class StepContext:
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5,
                  describe: Callable[[], str] | None = None) -> Any:
         """Poll check() until it returns a truthy value; say what we wait for every few seconds."""
-        return wait_until(what, check, timeout=timeout, interval=interval, progress=self.progress, describe=describe)
+        def waiting(message: str) -> None:
+            self.events.emit(EventType.WAITING, message, what=what)
+
+        return wait_until(what, check, timeout=timeout, interval=interval, progress=waiting, describe=describe)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from splitter.catchup import BackgroundCatchUp
 from splitter.config import parse_duration
-from splitter.engine.state import now_iso
 from splitter.steps.base import GateSpec, Step
 from splitter.steps.catch_up import make_worker
 from splitter.steps.context import StepContext
+from splitter.store.records import CutoverRecord
 from splitter.verify import compare_sets
 
 DRAIN_TIMEOUT = 900.0
@@ -51,13 +51,12 @@ class DeployClientV2(Step):
         report = compare_sets(ctx.rs1(), ctx.rs2(), ctx.config.routing, [ctx.target_name],
                               source_name=ctx.source_name, target_name=ctx.target_name, progress=ctx.progress)
         if not report.ok:
-            ctx.state.data.get("gates", {}).pop(self.gate.id, None)  # type: ignore[union-attr]
+            ctx.state.gates.pop(self.gate.id, None)  # type: ignore[union-attr]
             ctx.save()
             raise self.fail(f"verification failed, the gate stays open: {report.summary()}",
                             hint=f"investigate with `splitter verify -c {ctx.config.config_path}`; "
                                  f"`splitter run` waits at the gate again with the catch-up running")
-        ctx.state.cutover = {"at": now_iso(), "split_optime": ctx.state.data.get("split_optime"),
-                             "verified": report.to_json()}
+        ctx.state.cutover = CutoverRecord(state="final", epoch=1, owner=ctx.target_name)
         ctx.save()
 
     def verify(self, ctx: StepContext) -> None:

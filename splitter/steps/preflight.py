@@ -7,6 +7,7 @@ from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
+from splitter.store.records import MemberRecord, OriginalConfig
 
 MIN_VERSION = (4, 4)  # safe reconfig and setDefaultRWConcern
 
@@ -111,7 +112,7 @@ class Preflight(Step):
         planned = parse_duration(ctx.config.planning.expected_duration)
         for host in ctx.keep_hosts:
             window = ctx.inspector.oplog_window_seconds(host)
-            ctx.state.data.setdefault("oplog_window", {})[host] = window
+            ctx.state.oplog_window[host] = window
             # A young oplog (shorter than planned but not yet full) is fine; only a full one limits the window.
             if window >= planned:
                 continue
@@ -166,13 +167,13 @@ class Preflight(Step):
                                hint=f"set routing.collections['{routed.namespace}'] to its key, or exclude it")
 
     def apply(self, ctx: StepContext) -> None:
-        if "original_config" not in ctx.state.data:  # rollback restores these priorities and votes
+        if ctx.state.original_config is None:  # rollback restores these members
             config = ctx.inspector.config(ctx.source_primary())
-            ctx.state.data["original_config"] = {"version": config.version,
-                                                 "members": [vars(m) for m in config.members]}
+            ctx.state.original_config = OriginalConfig(
+                version=config.version, members=tuple(MemberRecord.from_doc(m) for m in config.raw["members"]))
 
     def verify(self, ctx: StepContext) -> None:
-        self.check("original_config" in ctx.state.data, "rs1's original config was not recorded")
+        self.check(ctx.state.original_config is not None, "rs1's original config was not recorded")
 
 
 def _size(n: float) -> str:

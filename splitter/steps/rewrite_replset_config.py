@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bson import ObjectId, json_util
+from bson import ObjectId
 
-from splitter.cluster.snapshots import OplogEntry
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
+from splitter.store.atomic import now_iso
+from splitter.store.records import OpTime, PointOfNoReturn, SplitPoint, TargetConfig
 
 COMPARED_FIELDS = ("ts", "t", "op", "ns", "o", "o2", "wall")
 
@@ -59,39 +60,41 @@ class RewriteReplsetConfig(Step):
             raise self.fail(f"{short_name}'s last oplog entry {short.describe()} is not in {long_name}'s oplog: "
                             "the two histories diverge", hint="nothing was written; roll back with "
                             "`splitter rollback` and investigate")
-        ctx.state.data["oplog_ends"] = {n: e.as_json() for n, e in ends.items()}  # type: ignore[union-attr]
-        ctx.state.data["split_optime"] = long.as_json()  # type: ignore[union-attr]
+        ctx.state.split = SplitPoint(optime=OpTime.of(long.ts, long.term),  # type: ignore[union-attr]
+                                     oplog_ends={n: OpTime.of(e.ts, e.term) for n, e in ends.items()})  # type: ignore
         ctx.progress(f"oplog ends: {short_name} {short.describe()}, {long_name} {long.describe()} "
                      f"(prefix ok); split optime {long.describe()}")  # type: ignore[union-attr]
 
     def _target_config(self, ctx: StepContext, clients: dict[str, Any]) -> dict[str, Any]:
-        if "target_config" not in ctx.state.data:
+        if ctx.state.target_config is None:
             stored = [d for d in ctx.inspector.stored_config(clients[ctx.move_names[0]]) if d["_id"] != ctx.target_name]
             self.check(len(stored) == 1, f"expected one rs1 config doc on {ctx.move_names[0]}, found {len(stored)}")
-            original = {m["host"]: m["priority"] for m in ctx.state.data["original_config"]["members"]}
+            assert ctx.state.original_config is not None, "preflight records the original config"
+            original = {m.host: m.priority for m in ctx.state.original_config.members}
             doc = build_target_config(stored[0], ctx.target_name, ctx.move_hosts,
                                       ctx.config.arbiters.target.host, original)
             # Saved before any write so both nodes get the very same document, also after a crash.
-            ctx.state.data["target_config"] = json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS)
+            ctx.state.target_config = TargetConfig.of(doc)
             ctx.save()
-        return json_util.loads(ctx.state.data["target_config"])
+        return ctx.state.target_config.doc()
 
     def apply(self, ctx: StepContext) -> None:
         clients = self._clients(ctx)
         self._oplog_check(ctx, clients)
         ctx.save()
         doc = self._target_config(ctx, clients)
+        if ctx.state.point_of_no_return is None:
+            ctx.state.point_of_no_return = PointOfNoReturn(
+                step=self.id, at=now_iso(), detail=f"writing {ctx.target_name}'s config to "
+                f"{', '.join(ctx.move_names)}: from here the split only goes forward")
+            ctx.save()
         for name, client in clients.items():
             ctx.applier.write_replset_config(client, ctx.maintenance_host(name), doc)
 
     def verify(self, ctx: StepContext) -> None:
-        self.check("target_config" in ctx.state.data and "split_optime" in ctx.state.data,
+        self.check(ctx.state.target_config is not None and ctx.state.split is not None,
                    "rs2's config or the split optime was not recorded")
-        expected = json_util.loads(ctx.state.data["target_config"])
+        expected = ctx.state.target_config.doc()  # type: ignore[union-attr]
         for name, client in self._clients(ctx).items():
             docs = ctx.inspector.stored_config(client)
             self.check(docs == [expected], f"{name}'s local.system.replset is not exactly rs2's config")
-
-    @staticmethod
-    def split_optime(ctx: StepContext) -> OplogEntry:
-        return OplogEntry.from_json(ctx.state.data["split_optime"])

@@ -199,15 +199,15 @@ def compare_sets(source: MongoClient, target: MongoClient, routing: Routing, hal
                  samples: int = 5, workers: int = 4, *, range_docs: int = 20_000, max_ranges: int = 2_000,
                  source_name: str = "source", target_name: str = "target",
                  progress: Progress = _quiet) -> VerifyReport:
-    """Compare `halves` (set names from `routing.remainders`) of every routed collection, source vs target.
+    """Compare `halves` (set names of `routing.owners`) of every routed collection, source vs target.
 
     Documents whose key no set owns are counted per side (`unclaimed`), not compared. Raises
     OperationalError when a read fails, BadInput for a half that is not one of the routing's sets.
     """
     halves = tuple(dict.fromkeys(halves))
-    unknown = [h for h in halves if h not in routing.remainders]
+    unknown = [h for h in halves if h not in routing.sets]
     if unknown or not halves:
-        raise BadInput(f"verify: half must be one of {', '.join(routing.remainders)} (got {', '.join(unknown)})")
+        raise BadInput(f"verify: half must be one of {', '.join(routing.sets)} (got {', '.join(unknown)})")
     started = time.monotonic()
     sides = _Sides(source, target, {"source": source_name, "target": target_name})
     found = _routed(sides, routing)

@@ -1,4 +1,4 @@
-"""One lock per state dir (flock): two runs or cleanups cannot interleave; a dead holder frees it."""
+"""One lock per state dir and purpose (flock): two runs or cleanups cannot interleave; a dead holder frees it."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from splitter.engine.state import ensure_state_dir, now_iso
 from splitter.errors import LockHeld
+from splitter.store.atomic import now_iso
+from splitter.store.files import StateFiles
 
 
 class StateLock:
     """Holds <state_dir>/<name>.lock for the life of the process (the kernel drops it if we die)."""
 
     def __init__(self, state_dir: Path, name: str = "run") -> None:
-        self.path = Path(state_dir) / f"{name}.lock"
+        self.files = StateFiles(state_dir)
+        self.path = self.files.lock(name)
         self._fd: int | None = None
 
     def holder(self) -> dict[str, Any]:
@@ -26,8 +28,25 @@ class StateLock:
         except (OSError, ValueError):
             return {}
 
+    def held(self) -> dict[str, Any] | None:
+        """The holder (pid, host, command, since) while a live process holds the lock, else None. Probes with a
+        non-blocking flock of its own, released at once."""
+        if self._fd is not None:
+            return self.holder()
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.holder() or {"pid": "?"}
+        finally:
+            os.close(fd)  # closing drops a lock we may have taken
+        return None
+
     def acquire(self, command: str) -> None:
-        ensure_state_dir(self.path.parent)
+        self.files.ensure()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

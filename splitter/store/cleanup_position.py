@@ -1,9 +1,9 @@
 """Where the cleanup of one namespace on one set stands: one JSON file each, replaced atomically.
 
-Files live in <state_dir>/cleanup/<set>/<db.coll>.json. `_id` values are stored as canonical Extended JSON so
-an ObjectId, a long or a string comes back exactly as it was; the `_id`s of the chunks in flight (thousands, saved
-before every chunk) as one base64 BSON array per chunk, which is exact too, a hundred times faster to write, and
-encoded once per chunk however many saves record it.
+Files live in <state_dir>/cleanup/<set>/<db.coll>.json (named in files.py). `_id` values are stored as
+canonical Extended JSON so an ObjectId, a long or a string comes back exactly as it was; the `_id`s of the chunks
+in flight (thousands, saved before every chunk) as one base64 BSON array per chunk, which is exact too, a hundred
+times faster to write, and encoded once per chunk however many saves record it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import bson
 from bson import json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 
-from splitter.engine.state import atomic_write_json, ensure_state_dir, now_iso
+from splitter.store.atomic import atomic_write_json, now_iso
+from splitter.store.files import StateFiles, ensure_private_dir
 
 POSITION_FORMAT = 1
 KEPT_SAMPLE = 20
@@ -147,7 +147,8 @@ class PositionStore:
 
     def __init__(self, state_dir: Path, set_name: str, *, persist: bool = True, sync_every: float = 1.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.dir = Path(state_dir) / "cleanup" / set_name
+        self.files = StateFiles(state_dir)
+        self.dir = self.files.cleanup_dir(set_name)
         self.set_name = set_name
         self.persist = persist
         self.sync_every = sync_every
@@ -156,7 +157,7 @@ class PositionStore:
         self._synced = -math.inf
 
     def path(self, namespace: str) -> Path:
-        return self.dir / f"{quote(namespace, safe='.-_')}.json"
+        return self.files.cleanup_position(self.set_name, namespace)
 
     def load(self, namespace: str) -> Position:
         path = self.path(namespace)
@@ -170,7 +171,7 @@ class PositionStore:
         position.updated = now_iso()
         if not self._ready:
             for directory in (self.dir.parent.parent, self.dir.parent, self.dir):
-                ensure_state_dir(directory)
+                ensure_private_dir(directory)
             self._ready = True
         durable = position.done or self.monotonic() - self._synced >= self.sync_every
         atomic_write_json(self.path(position.namespace), position.to_json(), durable=durable)

@@ -13,8 +13,9 @@ from typing import Any
 
 from bson import Timestamp
 
-from splitter.engine.state import atomic_write_json, ensure_state_dir, now_iso
 from splitter.errors import OperationalError
+from splitter.store.atomic import atomic_write_json, now_iso
+from splitter.store.files import StateFiles
 
 FORMAT = 1
 COUNTERS = ("events", "applied", "deleted", "skipped", "unclaimed", "index_ops")
@@ -101,11 +102,12 @@ class Position:
 
 
 class PositionStore:
-    """Reads and writes `catchup-<target_set>.json` in the state dir."""
+    """Reads and writes one stream's position file in the state dir (`catchup-<stream>.json`)."""
 
-    def __init__(self, state_dir: Path, target_set: str) -> None:
-        self.dir = Path(state_dir)
-        self.path = self.dir / f"catchup-{target_set}.json"
+    def __init__(self, state_dir: Path, stream: str) -> None:
+        self.files = StateFiles(state_dir)
+        self.dir = self.files.root
+        self.path = self.files.catchup_position(stream)
 
     def load(self) -> Position | None:
         if not self.path.exists():
@@ -118,13 +120,13 @@ class PositionStore:
 
     def save(self, position: Position) -> None:
         position.updated_at = now_iso()
-        ensure_state_dir(self.dir)
+        self.files.ensure()
         atomic_write_json(self.path, position.to_json())
 
 
-def read_status(state_dir: Path, target_set: str) -> dict[str, Any] | None:
-    """What `status` shows for the catch-up (no cluster access): counters, lag, rate, position; None if not started."""
-    position = PositionStore(state_dir, target_set).load()
+def read_status(state_dir: Path, stream: str) -> dict[str, Any] | None:
+    """What `status` shows for a stream (no cluster access): counters, lag, rate, position; None if not started."""
+    position = PositionStore(state_dir, stream).load()
     if position is None:
         return None
     doc = position.to_json()
