@@ -34,6 +34,7 @@ from splitter.catchup.source import (
     oldest_oplog_ts,
 )
 from splitter.errors import OperationalError, RetryableError
+from splitter.events import EventBus
 from splitter.routing import Routing
 from splitter.store.catchup_position import Position, PositionStore, next_timestamp, token_time
 
@@ -59,17 +60,25 @@ class CatchUpWorker:
     """Applies `target_set`'s half of rs1's changes since `start_after` to `target`. See the module docstring."""
 
     def __init__(self, source: MongoClient, target: MongoClient, routing: Routing, target_set: str,
-                 state_dir: Path, start_after: Timestamp, *, batch_size: int = 500, progress: Progress | None = None,
-                 max_await_ms: int = 500, flush_seconds: float = 1.0, max_retries: int = 5,
-                 lag_every: float = 5.0, report_seconds: float = 30.0, wtimeout_ms: int = 60_000) -> None:
+                 state_dir: Path, start_after: Timestamp, *, stream: str | None = None,
+                 bypass_validation: bool = False, events: EventBus | None = None, batch_size: int = 500,
+                 progress: Progress | None = None, max_await_ms: int = 500, flush_seconds: float = 1.0,
+                 max_retries: int = 5, lag_every: float = 5.0, report_seconds: float = 30.0,
+                 wtimeout_ms: int = 60_000) -> None:
+        """`target_set` is the half that is replayed (the set owning those residues); `stream` names the position
+        file (default: the half, `catchup-<half>.json`); `bypass_validation` writes through a write fence
+        (a validator) on the target, which only the streams may do."""
         if target_set not in routing.sets:
             raise OperationalError(f"catch-up: {target_set!r} is not a routing set ({', '.join(routing.sets)})")
         self.source, self.target, self.routing, self.target_set = source, target, routing, target_set
+        self.stream = stream or target_set
+        self.bypass_validation = bypass_validation
+        self.events = events
         self.batch_size, self.max_await_ms, self.flush_seconds = batch_size, max_await_ms, flush_seconds
         self.max_retries, self.lag_every, self.report_seconds = max_retries, lag_every, report_seconds
-        self.progress = progress or (lambda _msg: None)
+        self.progress = progress or (events.progress if events is not None else (lambda _msg: None))
         self._write_concern = WriteConcern("majority", wtimeout=wtimeout_ms)
-        self._store = PositionStore(state_dir, target_set)
+        self._store = PositionStore(state_dir, self.stream)
         position = self._store.load()
         if position is None:
             position = Position(target_set, start_after)
@@ -237,7 +246,7 @@ class CatchUpWorker:
         deleted = 0
         for (db, coll), ops in self._pending.items():
             collection = self.target[db].get_collection(coll, write_concern=self._write_concern)
-            result = collection.bulk_write(ops, ordered=True)
+            result = collection.bulk_write(ops, ordered=True, bypass_document_validation=self.bypass_validation)
             deleted += result.deleted_count
         self._pending.clear()
         if deleted:
