@@ -107,7 +107,8 @@ class LabLayout:
             "mongod_oplog_mb": 512,
             # Lab only: 300 MB of preallocated journal per node filled CI's disk over a test run.
             "mongod_wiredtiger_config": "log=(file_max=16MB,prealloc=false)",
-            "mongod_set_parameters": {"diagnosticDataCollectionEnabled": False},
+            # enableTestCommands: failpoints (e.g. stopReplProducer) for the tests of the split optime's anchoring.
+            "mongod_set_parameters": {"diagnosticDataCollectionEnabled": False, "enableTestCommands": 1},
             **(extra_vars or {}),
         }
         return {"all": {"vars": common, "children": {
