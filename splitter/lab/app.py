@@ -4,6 +4,8 @@ that owns it, with its last value, and that nothing it deleted came back.
 
 Touches: the sets it is given (reads `splitter.routing`; inserts, updates, deletes in `app.ledger`).
 
+While the document says `fenced`, writes of the moving residues wait (re-reading it) instead of being sent:
+that is the contract that lets a switch drain every write the old owner accepted before the new one opens.
 Every operation is idempotent (insert of a fixed `_id`, `$set` of an absolute value, delete by `_id`), so an
 operation whose outcome is unknown (an election, a fence) is simply sent again, to the set the routing names
 then, until it is acknowledged: that is what a careful application does, and it makes the final check exact.
@@ -66,6 +68,11 @@ class RoutingFollower:
     def owner(self, key: int) -> str:
         doc = self.current
         return (doc.owner(key) if doc else None) or self.home
+
+    def held(self, key: int) -> bool:
+        """Whether writes of this key must wait: a switch of its residue is in progress (`fenced`)."""
+        doc = self.current
+        return bool(doc and doc.fenced and doc.is_moving(key))
 
     def start(self) -> RoutingFollower:
         self.refresh()
@@ -206,6 +213,11 @@ class LabApp:
         started = time.monotonic()
         attempts = fenced = 0
         while True:
+            if self.follower.held(user):  # the contract: no write of a moving residue while a switch runs
+                self._give_up_after(started, kind, user, TimeoutError("still fenced"))
+                time.sleep(self.follower.poll / 2)
+                self.follower.refresh()
+                continue
             attempts += 1
             target = self.follower.owner(user)
             collection = self.clients[target][self.database][LEDGER]

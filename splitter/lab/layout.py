@@ -99,6 +99,7 @@ class LabLayout:
             for h in self.hosts
         }
         common = {
+            "splitter_lab": True,  # `run --yes` confirms the cutover by itself only on a lab inventory
             "ansible_connection": "local",
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "mongod_manager": "process",
