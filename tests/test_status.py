@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -147,21 +146,25 @@ def test_status_reports_everything_an_operator_needs(mid_cutover: Path) -> None:
         assert expected in out, expected
 
 
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+def _tmux(socket: str, *args: str) -> str:
+    """tmux on a server of this test's own (-L): other users' servers and their options stay out of it."""
+    return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.mongod
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_status_watch_renders_in_a_terminal_and_ctrl_c_exits_0(mid_cutover: Path, tmp_path: Path) -> None:
-    session = f"splitter-status-{uuid.uuid4().hex[:8]}"
+    socket = session = f"splitter-status-{uuid.uuid4().hex[:8]}"
     command = (f"{sys.executable} -m splitter status -c {mid_cutover} --watch 0.5; echo EXIT=$?; sleep 30")
-    _tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", command)
+    _tmux(socket, "new-session", "-d", "-s", session, "-x", "160", "-y", "50", command)
     try:
         def screen() -> str:
-            return _tmux("capture-pane", "-p", "-t", session)
+            return _tmux(socket, "capture-pane", "-p", "-t", session)
 
-        wait_until("the first frame", lambda: "last error" in screen(), timeout=60, interval=0.2)
+        try:  # a loaded 2-core machine can take tens of seconds to start Python and splitter
+            wait_until("the first frame", lambda: "last error" in screen(), timeout=240, interval=0.5)
+        except Exception as exc:
+            raise AssertionError(f"no table on the screen:\n{screen()}") from exc
         first = screen()
         header = next(line for line in first.splitlines() if "last error" in line)
         assert header.split() == ["#", "step", "state", "started", "duration", "attempts", "last", "error"]
@@ -176,10 +179,9 @@ def test_status_watch_renders_in_a_terminal_and_ctrl_c_exits_0(mid_cutover: Path
         store.save(state)
         wait_until("the redraw", lambda: "verification failed: 3 differ" in screen(), timeout=30, interval=0.2)
         assert "next: step deploy-client-v2 failed" in screen()
-        _tmux("send-keys", "-t", session, "C-c")
+        _tmux(socket, "send-keys", "-t", session, "C-c")
         wait_until("the watch to end", lambda: "EXIT=" in screen(), timeout=30, interval=0.2)
         assert "EXIT=0" in screen()
         assert "Traceback" not in screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
-        time.sleep(0.1)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)

@@ -116,5 +116,8 @@ def main() -> None:
     try:
         code = _run()
     finally:
-        finish_commands(code)  # command.finished, then the hooks' queue and the metrics file are flushed
+        try:
+            finish_commands(code)  # command.finished, then the hooks' queue and the metrics file are flushed
+        except KeyboardInterrupt:  # a second Ctrl-C while hooks finish: leave them
+            code = 130
     sys.exit(code)

@@ -40,7 +40,7 @@ def duration(seconds: float | None) -> str:
 
 
 def local_time(iso: str | None) -> str:
-    """An ISO timestamp as local HH:MM:SS (with the date when it is not today)."""
+    """An ISO timestamp as local HH:MM:SS, or MM-DD HH:MM when it is not today."""
     if not iso:
         return ""
     try:
@@ -48,15 +48,18 @@ def local_time(iso: str | None) -> str:
     except ValueError:
         return iso
     today = datetime.now().astimezone().date()
-    return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%m-%d %H:%M")
 
 
 def steps_table(report: dict[str, Any]) -> Table:
-    """One row per step; everything but the error stays on one line (the error wraps in the room left)."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("#", "step", "state", "started", "duration", "attempts"):
-        table.add_column(header, no_wrap=True, justify="right" if header in ("#", "duration", "attempts") else "left")
-    table.add_column("last error", overflow="fold", ratio=1)
+    """One row per step. Step names are never cut; the error wraps in the room left (80 columns suffice)."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    longest = max(len(row["id"]) for row in report["steps"])
+    for header, width in (("#", 2), ("step", longest), ("state", 7), ("started", 8), ("duration", 6),
+                          ("attempts", 8)):
+        table.add_column(header, no_wrap=header != "started", min_width=width,  # a date may wrap below the time
+                         justify="right" if header in ("#", "duration", "attempts") else "left")
+    table.add_column("last error", overflow="fold", ratio=1, min_width=10)
     for row in report["steps"]:
         table.add_row(str(row["number"]), row["id"], f"[{STATE_STYLE.get(row['state'], '')}]{row['state']}[/]",
                       local_time(row["started"]), duration(row["seconds"]), str(row["attempts"] or ""),

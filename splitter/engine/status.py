@@ -8,8 +8,8 @@ the members of both sets for replSetGetStatus (read-only, in parallel, bounded b
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -102,8 +102,17 @@ def topology(ctx: StepContext) -> dict[str, dict[str, str]]:
     """Each replica set as its first member that answers sees it, keyed by the set's own name (asked all at once;
     before the split the moving members still answer for the source set). A set nobody answers for is empty."""
     hosts = ctx.keep_hosts + ctx.move_hosts
-    with ThreadPoolExecutor(len(hosts), thread_name_prefix="status") as pool:
-        views = list(pool.map(lambda h: _set_view(ctx, h), hosts))
+    views: list[tuple[str, dict[str, str]] | None] = [None] * len(hosts)
+
+    def ask(index: int) -> None:
+        views[index] = _set_view(ctx, hosts[index])
+
+    # Daemon threads, not an executor: Ctrl-C on a watch must not wait for a member that does not answer.
+    threads = [threading.Thread(target=ask, args=(i,), name="status-member", daemon=True) for i in range(len(hosts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     sets: dict[str, dict[str, str]] = {}
     for view in views:
         if view is not None:
