@@ -155,7 +155,9 @@ def _tmux(socket: str, *args: str) -> str:
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_status_watch_renders_in_a_terminal_and_ctrl_c_exits_0(mid_cutover: Path, tmp_path: Path) -> None:
     socket = session = f"splitter-status-{uuid.uuid4().hex[:8]}"
-    command = (f"{sys.executable} -m splitter status -c {mid_cutover} --watch 0.5; echo EXIT=$?; sleep 30")
+    # pytest's environment carries COLUMNS=80 LINES=24 into the pane: let the terminal's own size rule
+    command = (f"env -u COLUMNS -u LINES {sys.executable} -m splitter status -c {mid_cutover} --watch 0.5; "
+               "echo EXIT=$?; sleep 30")
     _tmux(socket, "new-session", "-d", "-s", session, "-x", "160", "-y", "50", command)
     try:
         def screen() -> str:

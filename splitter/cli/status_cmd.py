@@ -124,19 +124,19 @@ def details(report: dict[str, Any]) -> list[str]:
 
 
 def render(report: dict[str, Any]) -> RenderableType:
+    """Header, who runs, what to do next (at the top: a watch in a short terminal keeps it), the steps, the rest."""
     header = Text.from_markup(
         f"[bold]splitter status[/]  {report['source_set']} → {report['target_set']}  [dim]{report['config']}  "
         f"{local_time(report['at'])}[/]")
-    run = f"run: {_holder(report['run']['holder'], 'no process holds the state directory')}"
-    cleanup = report["cleanup_run"]["holder"]
-    parts: list[RenderableType] = [header, Text.from_markup(run)]
-    if cleanup:
-        parts.append(Text.from_markup(f"cleanup: {_holder(cleanup, '')}"))
-    parts += [steps_table(report), *(Text.from_markup(line) for line in details(report))]
+    parts: list[RenderableType] = [
+        header, Text.from_markup(f"run: {_holder(report['run']['holder'], 'no process holds the state directory')}")]
+    if report["cleanup_run"]["holder"]:
+        parts.append(Text.from_markup(f"cleanup: {_holder(report['cleanup_run']['holder'], '')}"))
     step_next = report["next"]
     parts.append(Text.from_markup(f"[bold]next:[/] {escape(step_next['sentence'])}"))
     if step_next["command"]:
         parts.append(Text.from_markup(f"  [bold cyan]$ {escape(step_next['command'])}[/]"))
+    parts += [steps_table(report), *(Text.from_markup(line) for line in details(report))]
     return Group(*parts)
 
 
