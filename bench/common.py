@@ -1,4 +1,7 @@
-"""Shared helpers for the benchmarks: labs, the instrumented split, latency loops, statistics, the JSON line.
+"""Shared helpers for the benchmarks: labs, the split observed through its events, the result record, the JSON line.
+
+Statistics, latency loops and the machine's description live in bench/measure.py, the split's time breakdown in
+bench/breakdown.py; both are re-exported here, so that every script imports from one place.
 
 Every script prints exactly one JSON line on stdout (progress goes to stderr) and writes the same line to
 bench/results/<name>.json. Absolute times depend on the machine and its load, so every number that matters is
@@ -11,25 +14,43 @@ scripts share these ports (and so the snapshot cache) and are meant to run one a
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import os
-import platform
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from bench.breakdown import CATCHUP_STEPS, MONGOD_PARTS, breakdown, classify_action, classify_wait
+from bench.measure import (
+    OpLoop,
+    OpSample,
+    latency_summary,
+    longest_gap,
+    longest_gap_at,
+    machine,
+    mongod_version,
+    parse_count,
+    parse_sizes,
+    per_second,
+    percentile,
+    ratio,
+    rounded,
+)
+
+__all__ = [  # what the scripts import from here, besides what this module defines
+    "CATCHUP_STEPS", "MONGOD_PARTS", "OpLoop", "OpSample", "breakdown", "classify_action", "classify_wait",
+    "latency_summary", "longest_gap", "longest_gap_at", "machine", "mongod_version", "parse_count", "parse_sizes",
+    "per_second", "percentile", "ratio", "rounded",
+]
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -41,76 +62,10 @@ FORMAT = 1
 _T0 = time.monotonic()
 
 
-# -- small pure helpers (unit-tested without mongod) ---------------------------------------------------
+# -- small helpers ----------------------------------------------------------------------------------------
 def log(message: str) -> None:
     """Progress on stderr; stdout carries only the result line."""
     print(f"[{time.monotonic() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def parse_count(text: str) -> int:
-    """'20000', '20k', '1m', '1_000_000' -> int."""
-    value = str(text).strip().lower().replace("_", "")
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([km]?)", value)
-    if not match:
-        raise ValueError(f"not a document count: {text!r} (e.g. 20000, 20k, 1m)")
-    number = float(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
-    if number < 1 or number != int(number):
-        raise ValueError(f"not a document count: {text!r}")
-    return int(number)
-
-
-def parse_sizes(text: str) -> list[int]:
-    sizes = [parse_count(part) for part in str(text).split(",") if part.strip()]
-    if not sizes:
-        raise ValueError("no sizes given")
-    return sizes
-
-
-def percentile(values: Iterable[float], p: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    data = sorted(values)
-    if not data:
-        return None
-    if not 0 <= p <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {p}")
-    rank = (len(data) - 1) * p / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return data[low] + (data[high] - data[low]) * (rank - low)
-
-
-def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
-    """numerator / denominator rounded, or None when either is missing or the denominator is zero."""
-    if numerator is None or denominator is None or denominator == 0:
-        return None
-    return round(numerator / denominator, digits)
-
-
-def per_second(count: float, seconds: float, digits: int = 1) -> float | None:
-    return round(count / seconds, digits) if seconds > 0 else None
-
-
-def rounded(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def longest_gap(times: Sequence[float], start: float, end: float) -> float:
-    """Longest stretch of [start, end] without a time in `times` (e.g. acknowledged writes)."""
-    return longest_gap_at(times, start, end)[0]
-
-
-def longest_gap_at(times: Sequence[float], start: float, end: float) -> tuple[float, float]:
-    """(length, where it began) of the longest stretch of [start, end] without a time in `times`."""
-    points = [start, *sorted(t for t in times if start <= t <= end), end]
-    return max(((b - a, a) for a, b in itertools.pairwise(points)), default=(0.0, start))
-
-
-def latency_summary(latencies: Sequence[float]) -> dict[str, float | int | None]:
-    """Seconds in, milliseconds out: n, p50, p99, max."""
-    def ms(value: float | None) -> float | None:
-        return None if value is None else round(value * 1000, 2)
-
-    return {"n": len(latencies), "p50_ms": ms(percentile(latencies, 50)), "p99_ms": ms(percentile(latencies, 99)),
-            "max_ms": ms(max(latencies) if latencies else None)}
 
 
 def load_average() -> list[float]:
@@ -123,44 +78,6 @@ def load_average() -> list[float]:
 def json_line(record: dict[str, Any]) -> str:
     """One line of JSON (no newline inside, keys in insertion order)."""
     return json.dumps(record, separators=(",", ":"), default=str, allow_nan=False)
-
-
-# -- the machine --------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _ram_gb() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def mongod_version() -> str:
-    try:
-        from splitter.mongod_binary import find_mongod
-
-        out = subprocess.run([str(find_mongod()), "--version"], capture_output=True, text=True, timeout=30,
-                             check=False).stdout
-    except Exception as exc:  # the description must never fail a benchmark
-        return f"unknown ({type(exc).__name__})"
-    match = re.search(r"db version v?(\S+)", out)
-    return match.group(1) if match else "unknown"
-
-
-def machine() -> dict[str, Any]:
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "ram_gb": _ram_gb(), "mongod": mongod_version(),
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
 # -- the result record ----------------------------------------------------------------------------------
@@ -302,19 +219,16 @@ def rs2_client(lab: Any, **options: Any) -> Any:
     return set_client(lab, "rs2", ("node3", "node4"), **options)
 
 
-# -- the split, instrumented --------------------------------------------------------------------------------
-STEP_LINE = re.compile(r"^\[([a-z0-9-]+)\] (.*)$")
-
-
+# -- the split, observed through its events ------------------------------------------------------------------
 @dataclass
 class SplitRun:
     """What one in-process split did, with monotonic timestamps (seconds since the run started)."""
 
     wall: float = 0.0
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> (start, end)
-    audit: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)  # the applier's `action` events
     waits: list[dict[str, Any]] = field(default_factory=list)  # {"step", "what", "start", "seconds"}
-    checks: list[dict[str, Any]] = field(default_factory=list)  # un-audited playbooks (preflight, verify)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # read-only playbooks (preflight, dbpath checks)
     events: list[tuple[float, str]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
     origin: float = 0.0  # time.monotonic() when the runner started: times above are relative to it
@@ -326,105 +240,84 @@ class SplitRun:
         return None
 
 
-def step_windows(events: Sequence[tuple[float, str]]) -> dict[str, tuple[float, float]]:
-    """From the runner's progress lines ('[id] title' ... '[id] done'), each step's (start, end)."""
-    windows: dict[str, tuple[float, float]] = {}
-    for moment, message in events:
-        match = STEP_LINE.match(message)
-        if not match:
-            continue
-        step, text = match.groups()
-        if step not in windows:
-            windows[step] = (moment, moment)
-        elif text in ("done", "already complete"):
-            windows[step] = (windows[step][0], moment)
-    return windows
+class SplitObserver:
+    """An event-bus subscriber that measures a split from its events alone: `step.started`/`step.done` give each
+    step's window, finished `waiting` events the waits, `host.check` the read-only playbooks, `action` the
+    changes. Times are seconds since `origin` (time.monotonic())."""
+
+    def __init__(self, run: SplitRun, origin: float, *, echo: bool = True) -> None:
+        from splitter.events import EventType
+
+        self.types = EventType
+        self.run = run
+        self.origin = origin
+        self.echo = echo
+
+    def __call__(self, event: Any) -> None:
+        now = time.monotonic() - self.origin
+        kind, data = self.types(event.type), event.data
+        self.run.events.append((now, event.message))
+        if self.echo:
+            log(f"split: {event.message}")
+        if kind is self.types.STEP_STARTED and event.step:
+            self.run.steps[event.step] = (now, now)
+        elif kind is self.types.STEP_DONE and event.step in self.run.steps:
+            self.run.steps[event.step] = (self.run.steps[event.step][0], now)
+        elif kind is self.types.WAITING and data.get("state") in ("done", "timed-out"):
+            seconds = float(data.get("seconds") or 0.0)
+            self.run.waits.append({"what": data.get("what", ""), "start": now - seconds, "seconds": seconds,
+                                   "step": event.step})
+        elif kind is self.types.HOST_CHECK:
+            seconds = float(data.get("seconds") or 0.0)
+            self.run.checks.append({"playbook": data.get("playbook", ""), "start": now - seconds,
+                                    "seconds": seconds, "step": event.step})
+            restore_signals()
+        elif kind is self.types.ACTION:
+            self.run.audit.append(event.to_json())
+            if str(data.get("what", "")).startswith("playbook "):
+                restore_signals()
 
 
 def run_split(lab: Any, until: str | None = None, before_step: Callable[[str], None] | None = None) -> SplitRun:
-    """The split on `lab` in this process (as `splitter run --yes` / the demo), timing every wait and playbook.
+    """The split on `lab` in this process (as `splitter run --yes` / the demo), measured through its events.
 
-    `before_step(step_id)` runs before each step (e.g. to stop the application's writes of rs2's half before
-    deploy-client-v2, as the demo does)."""
+    `before_step(step_id)` runs when each step starts (e.g. to stop the application's writes of rs2's half before
+    deploy-client-v2, as the demo does); its exception stops the run."""
     from splitter.engine.gates import GateKeeper
     from splitter.engine.runner import Runner
     from splitter.engine.session import open_session
-    from splitter.events import EventBus
+    from splitter.events import EventBus, EventType
     from splitter.steps.registry import all_steps
-    from splitter.store.audit import AuditLog
     from splitter.store.lock import StateLock
 
     run = SplitRun()
-    t0 = time.monotonic()
-
-    def progress(event: Any) -> None:
-        run.events.append((time.monotonic() - t0, event.message))
-        log(f"split: {event.message}")
-
     bus = EventBus()
-    bus.subscribe(progress)
-    ctx = open_session(lab.layout.config_path, dry_run=False, events=bus, auto_confirm=True)
-    original_wait, applier = ctx.wait_for, ctx.applier
-    adapter_run, applier_playbook = applier.adapter.run, applier.playbook
-    in_action = threading.local()
-
-    def timed_wait(what: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        try:
-            return original_wait(what, *args, **kwargs)
-        finally:
-            run.waits.append({"what": what, "start": started - t0, "seconds": time.monotonic() - started})
-
-    def audited_playbook(*args: Any, **kwargs: Any) -> Any:
-        in_action.on = True
-        try:
-            return applier_playbook(*args, **kwargs)
-        finally:
-            in_action.on = False
-
-    def timed_adapter_run(playbook: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.monotonic()
-        try:
-            return adapter_run(playbook, *args, **kwargs)
-        finally:
-            restore_signals()
-            if not getattr(in_action, "on", False):
-                run.checks.append({"playbook": playbook, "start": started - t0,
-                                   "seconds": time.monotonic() - started})
-
-    ctx.wait_for = timed_wait  # type: ignore[method-assign]
-    applier.playbook = audited_playbook  # type: ignore[method-assign]
-    applier.adapter.run = timed_adapter_run  # type: ignore[method-assign]
-    steps = all_steps()
+    observer = SplitObserver(run, time.monotonic())
+    bus.subscribe(observer)
     if before_step is not None:
-        for step in steps:
-            original_apply = step.apply
-
-            def apply(ctx_: Any, step_id: str = step.id, original: Callable[[Any], None] = original_apply) -> None:
-                before_step(step_id)
-                original(ctx_)
-
-            step.apply = apply  # type: ignore[method-assign]
+        bus.subscribe(lambda event: before_step(event.step), types={EventType.STEP_STARTED}, blocking=True)
+    ctx = open_session(lab.layout.config_path, dry_run=False, events=bus, auto_confirm=True)
     lock = StateLock(ctx.config.state_path)
     lock.acquire("bench")
-    since = datetime.now(timezone.utc).isoformat(timespec="seconds")  # the audit log's own format
     started = time.monotonic()
     try:
-        Runner(ctx, steps, GateKeeper(ctx, auto_yes=True), until=until).run()
+        Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until=until).run()
     finally:
         run.wall = time.monotonic() - started
         lock.release()
+        bus.close()
+    rebase(run, started - observer.origin)
     run.origin = started
-    offset = started - t0
-    run.events = [(t - offset, m) for t, m in run.events]
-    for item in (*run.waits, *run.checks):
-        item["start"] -= offset
-    run.steps = step_windows(run.events)
-    for item in (*run.waits, *run.checks):
-        item["step"] = run.step_at(item["start"])
-    run.audit = [e for e in AuditLog(ctx.config.state_path).read() if str(e.get("at", "")) >= since]
     run.state = ctx.state.to_json()
     return run
+
+
+def rebase(run: SplitRun, offset: float) -> None:
+    """Make every time relative to the runner's start (`offset` seconds after the observer's origin)."""
+    run.events = [(t - offset, m) for t, m in run.events]
+    run.steps = {step: (start - offset, end - offset) for step, (start, end) in run.steps.items()}
+    for item in (*run.waits, *run.checks):
+        item["start"] -= offset
 
 
 SHARED_LAB_ENV = "SPLITTER_BENCH_LAB"
@@ -465,93 +358,6 @@ def split_lab(docs: int, label: str) -> Iterator[tuple[Any, SplitRun | None]]:
         yield own, run_split(own)
 
 
-# -- where the time goes -------------------------------------------------------------------------------
-CATCHUP_STEPS = ("catch-up", "deploy-client-v2")
-MONGOD_PARTS = ("startup", "shutdown", "elections", "secondary_catchup", "reconfig_and_commands", "dbpath_prep",
-                "other_waits")
-
-
-def classify_action(action: str) -> str:
-    """An audit log action -> the part of mongod's time it stands for."""
-    if action.startswith("playbook mongod_start"):
-        return "startup"
-    if action.startswith("playbook mongod_stop") or action == "shutdown":
-        return "shutdown"
-    if action.startswith("playbook prepare_dbpath"):
-        return "dbpath_prep"
-    return "reconfig_and_commands"
-
-
-def classify_wait(what: str) -> str:
-    text = what.lower()
-    if "catch up" in text or "caught up" in text or "optime" in text:
-        return "secondary_catchup"
-    if "primary" in text or "arbiter" in text or "secondary" in text:
-        return "elections"
-    return "other_waits"
-
-
-def breakdown(wall: float, audit: Sequence[dict[str, Any]], waits: Sequence[dict[str, Any]],
-              checks: Sequence[dict[str, Any]], ansible_fixed: float,
-              steps: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
-    """Split the wall time into waiting on mongod, Ansible's own per-playbook cost and the orchestrator's own
-    time (everything else: preflight and verify reads, checkpoints, Python).
-
-    Audited playbooks count as mongod time minus `ansible_fixed` (a no-op playbook's time on this machine);
-    un-audited playbooks (`checks`: preflight's reachability check, verify's dbpath checks) count as Ansible.
-    """
-    parts = dict.fromkeys(MONGOD_PARTS, 0.0)
-    ansible = 0.0
-    per_step: dict[str, dict[str, float]] = {}
-
-    def add(step: str | None, key: str, seconds: float) -> None:
-        slot = per_step.setdefault(step or "?", {"mongod_s": 0.0, "ansible_s": 0.0})
-        slot[key] += seconds
-
-    playbooks = 0
-    for entry in audit:
-        seconds = float(entry.get("seconds") or 0.0)
-        action = str(entry.get("action", ""))
-        if action.startswith("playbook "):
-            playbooks += 1
-            fixed = min(ansible_fixed, seconds)
-            ansible += fixed
-            add(entry.get("step"), "ansible_s", fixed)
-            seconds -= fixed
-        parts[classify_action(action)] += seconds
-        add(entry.get("step"), "mongod_s", seconds)
-    for wait in waits:
-        parts[classify_wait(str(wait.get("what", "")))] += wait["seconds"]
-        add(wait.get("step"), "mongod_s", wait["seconds"])
-    for check in checks:
-        playbooks += 1
-        ansible += check["seconds"]
-        add(check.get("step"), "ansible_s", check["seconds"])
-    mongod = sum(parts.values())
-    own = max(wall - mongod - ansible, 0.0)
-    step_table: dict[str, dict[str, float]] = {}
-    for step, (start, end) in (steps or {}).items():
-        slot = per_step.get(step, {"mongod_s": 0.0, "ansible_s": 0.0})
-        length = end - start
-        step_table[step] = {"wall_s": round(length, 2), "mongod_s": round(slot["mongod_s"], 2),
-                            "ansible_s": round(slot["ansible_s"], 2),
-                            "own_s": round(max(length - slot["mongod_s"] - slot["ansible_s"], 0.0), 2)}
-    return {
-        "wall_s": round(wall, 2),
-        "waiting_on_mongod_s": round(mongod, 2),
-        "ansible_s": round(ansible, 2),
-        "orchestrator_own_s": round(own, 2),
-        # of which the catch-up and the cutover's drain + verify (the tool's own reads and writes)
-        "catchup_and_verify_s": round(sum(step_table.get(s, {}).get("own_s", 0.0) for s in CATCHUP_STEPS), 2),
-        "waiting_on_mongod_fraction": ratio(mongod, wall),
-        "orchestrator_fraction": ratio(ansible + own, wall),
-        "mongod": {f"{k}_s": round(v, 2) for k, v in parts.items()},
-        "playbooks": playbooks,
-        "ansible_fixed_per_playbook_s": round(ansible_fixed, 2),
-        "steps": step_table,
-    }
-
-
 def ansible_fixed_cost(lab: Any, repeats: int = 3) -> float:
     """Median time of a no-op playbook against two lab hosts: Ansible's own cost per playbook run here."""
     from splitter.hosts.ansible_adapter import AnsibleAdapter
@@ -568,82 +374,3 @@ def ansible_fixed_cost(lab: Any, repeats: int = 3) -> float:
         return float(percentile(times, 50) or 0.0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-# -- operation loops with latencies --------------------------------------------------------------------
-@dataclass
-class OpSample:
-    start: float
-    end: float
-    ok: bool
-
-
-class OpLoop:
-    """Runs `op(n)` over and over in `threads` threads (optionally `interval` apart per thread) and records
-    each call's start, end and success. Errors are counted, the first few kept."""
-
-    def __init__(self, op: Callable[[int], Any], *, threads: int = 1, interval: float = 0.0, name: str = "op") -> None:
-        self.op, self.threads, self.interval, self.name = op, threads, interval, name
-        self.samples: list[OpSample] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._counter = 0
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self.started = self.stopped = 0.0
-
-    def _next(self) -> int:
-        with self._lock:
-            self._counter += 1
-            return self._counter
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            n = self._next()
-            began = time.monotonic()
-            ok = True
-            try:
-                self.op(n)
-            except Exception as exc:
-                ok = False
-                if len(self.errors) < 10:
-                    self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-            self.samples.append(OpSample(began, time.monotonic(), ok))
-            if self.interval:
-                self._stop.wait(self.interval)
-
-    def start(self) -> OpLoop:
-        self.started = time.monotonic()
-        self._threads = [threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
-                         for i in range(self.threads)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def halt(self) -> None:
-        """Ask the threads to stop after their current call, without waiting (e.g. from a watchdog timer)."""
-        self._stop.set()
-
-    def stop(self) -> OpLoop:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=120)
-        self.stopped = time.monotonic()
-        return self
-
-    def __enter__(self) -> OpLoop:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def summary(self, start: float | None = None, end: float | None = None) -> dict[str, Any]:
-        """Calls that started within [start, end] (default: the whole run)."""
-        start = self.started if start is None else start
-        end = (self.stopped or time.monotonic()) if end is None else end
-        window = [s for s in self.samples if start <= s.start <= end]
-        ok = [s for s in window if s.ok]
-        return {"ops": len(window), "ok": len(ok), "failed": len(window) - len(ok),
-                "seconds": round(end - start, 2), "ok_per_s": per_second(len(ok), end - start),
-                **latency_summary([s.end - s.start for s in ok]),
-                "longest_gap_s": round(longest_gap([s.end for s in ok], start, end), 3)}

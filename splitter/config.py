@@ -115,6 +115,12 @@ class Planning(Strict):
     default_write_concern: dict = Field(default_factory=lambda: {"w": "majority"})
 
 
+class Hooks(Strict):
+    dir: str | None = Field(default=None, description="directory of hook programs (relative to this file); "
+                            "none: no hooks")
+    timeout: Duration = Field(default="30s", description="a hook still running after this is killed")
+
+
 class SplitConfig(Strict):
     source: SourceSet
     target: TargetSet
@@ -125,6 +131,7 @@ class SplitConfig(Strict):
     state_dir: str = ".splitter-state"
     credentials: Credentials = Field(default_factory=Credentials)
     planning: Planning = Field(default_factory=Planning)
+    hooks: Hooks = Field(default_factory=Hooks)
     config_path: Annotated[str, Field(exclude=True)] = ""
 
     @model_validator(mode="after")
@@ -191,6 +198,10 @@ class SplitConfig(Strict):
     def inventory_path(self) -> Path:
         return self.resolve(self.inventory)
 
+    @property
+    def hooks_path(self) -> Path | None:
+        return self.resolve(self.hooks.dir) if self.hooks.dir else None
+
 
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = []
@@ -227,6 +238,10 @@ def load_config(path: str | Path) -> SplitConfig:
     if config.state_path.exists() and not config.state_path.is_dir():
         raise BadInput(f"{path}: state_dir {config.state_path} exists and is not a directory",
                        hint="point state_dir at a directory (it is created if missing)")
+    if config.hooks_path is not None and not config.hooks_path.is_dir():
+        raise BadInput(f"{path}: hooks.dir {config.hooks_path} is not a directory",
+                       hint="create it (hook programs go there, named on-step-done, before-cutover, ...) or remove "
+                            "hooks.dir")
     # Credential files, like every path in the file, are relative to the file's own directory.
     creds = config.credentials
     resolved = {k: str(config.resolve(v)) for k in ("username_file", "password_file", "tls_ca_file")

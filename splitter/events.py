@@ -6,7 +6,11 @@ in the order events are emitted, one at a time (emitters may be threads).
 
 A subscriber registered with `blocking=True` may veto: its exception propagates to the emitter (a failing
 `before-*` hook stops the run). Any other subscriber's exception is logged and swallowed, so that a broken
-console or metrics file never stops a split.
+console or metrics file never stops a split. Subscribers that hold resources (the hooks' worker, the metrics
+file) register a closer with `on_close`; `close()` runs them once, when the command ends.
+
+The fields of each type are listed beside it below: hooks receive them as environment variables, the metrics
+file and the bench read them, so an emitter that renames one breaks those readers (tests/test_events.py).
 """
 
 from __future__ import annotations
@@ -28,24 +32,28 @@ Level = Literal["debug", "info", "warning", "error"]
 class EventType(str, Enum):
     """What happened. The value is the event's name in JSON, hook names and metrics."""
 
-    COMMAND_STARTED = "command.started"      # a command began: command, config
-    COMMAND_FINISHED = "command.finished"    # it ended: exit code
+    COMMAND_STARTED = "command.started"      # a command began: command, config, state_dir
+    COMMAND_FINISHED = "command.finished"    # it ended: command, exit_code, seconds
     STEP_STARTED = "step.started"            # the runner begins a step (after its precheck)
     STEP_DONE = "step.done"                  # verified and checkpointed: seconds, attempts
     STEP_FAILED = "step.failed"              # error, hint
     ACTION = "action"                        # one change made by the applier: what, where, result, seconds
+    HOST_CHECK = "host.check"                # a read-only playbook run (reachability, dbpaths): playbook, hosts,
+                                             # result, seconds
     RETRY = "retry"                          # something is tried again: what, attempt, reason, wait
-    WAITING = "waiting"                      # a wait is still waiting: what, elapsed, detail
+    WAITING = "waiting"                      # a wait: what, state (waiting|done|timed-out), seconds, detail
     GATE_WAITING = "gate.waiting"            # gate, instruction
     GATE_CONFIRMED = "gate.confirmed"        # gate, by
     BEFORE_CUTOVER = "before.cutover"        # the fence is about to go up (hooks may veto)
     CUTOVER = "cutover"                      # phase: fenced, drained, switched, verified, reversed, final, ...
-    CATCHUP = "catchup"                      # a stream's counters, lag (seconds, events), rates, drain estimate
-    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept, throttle
-    CLEANUP_WAIT = "cleanup.wait"            # set, reason, kind, seconds
-    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, stop reason
-    VERIFY_PROGRESS = "verify.progress"      # ranges done / total, docs, eta
+    CATCHUP = "catchup"                      # stream, lag_seconds, lag_events, rate_per_second,
+                                             # source_rate_per_second, drain_estimate_seconds, counters {events,...}
+    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept (totals so far), rate_per_second
+    CLEANUP_WAIT = "cleanup.wait"            # set, kind (lag, latency, sleep, pause, window), reason, seconds
+    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, stop_reason
+    VERIFY_PROGRESS = "verify.progress"      # ranges_done, ranges_total, docs, eta_seconds
     VERIFY_DONE = "verify.done"              # ok, summary
+    HOOK = "hook"                            # a hook program ran: hook, for_event, exit_code, seconds, result
     PROGRESS = "progress"                    # a sentence for the operator
     WARNING = "warning"                      # a sentence the operator should read
 
@@ -92,6 +100,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: list[_Subscription] = []
         self._lock = threading.RLock()
+        self._closers: list[Callable[[], None]] = []
         self.step: str | None = None
 
     def subscribe(self, handler: Handler, *, types: set[EventType] | None = None,
@@ -126,6 +135,21 @@ class EventBus:
     def emit(self, type_: EventType, message: str, *, level: Level = "info", step: str | None = None,
              **data: Any) -> Event:
         return self.publish(Event(type_, message, level, step or self.step, data))
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run `closer` when the command ends (flush the hooks' queue, write the metrics file a last time)."""
+        with self._lock:
+            self._closers.append(closer)
+
+    def close(self) -> None:
+        """Run the closers, once each, in the order they were registered; a failing closer is logged."""
+        with self._lock:
+            closers, self._closers = self._closers, []
+        for closer in closers:
+            try:
+                closer()
+            except Exception:  # one broken observer must not keep the others from flushing
+                log.exception("closing an event subscriber failed")
 
     # -- the common sentences -------------------------------------------------------------------------
     def progress(self, message: str) -> None:

@@ -147,3 +147,15 @@ def half_snapshot(client: MongoClient, collection: str, remainder: int) -> dict:
     """_id -> document of one half (integer user_id with that remainder)."""
     query = {"user_id": {"$type": ["int", "long"], "$mod": [2, remainder]}}
     return {d["_id"]: d for d in client.app[collection].find(query)}
+
+
+def config_copy(lab: Lab, directory: Path, **changes: object) -> Path:
+    """The lab's split.yaml written into `directory` with its own state dir there (and `changes` applied on the
+    top level): commands run against the lab's cluster without touching the lab's own state."""
+    import yaml
+
+    config = yaml.safe_load(lab.layout.config_path.read_text())
+    config.update(inventory=str(lab.layout.inventory_path), state_dir=str(directory / "state"), **changes)
+    path = directory / "split.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

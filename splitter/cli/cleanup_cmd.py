@@ -20,6 +20,7 @@ from splitter.cleanup.report import CleanupReport
 from splitter.cleanup.schedule import ScheduleSpec, apply_schedule, format_schedule
 from splitter.cleanup.throttle import Limits, Throttler, Window, parse_sleep
 from splitter.cleanup.worker import DEFAULT_BATCH_SIZE, CleanupWorker
+from splitter.cli.output import config_option
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config, parse_duration
 from splitter.errors import BadInput, OperationalError
@@ -142,8 +143,7 @@ def run_cleanup(config: SplitConfig, opts: Options, progress: ProgressSink, cont
 
 
 @click.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="split.yaml")
+@config_option
 @click.option("--set", "set_choice", required=True, metavar="rs1|rs2|both",
               help="The set to clean (its name in split.yaml), or both (one worker per set, each with the limits).")
 @click.option("--dry-run", is_flag=True, help="Delete nothing and save no position; report what would be deleted.")

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from splitter.cli.output import console_bus
 from splitter.lab.lab import Lab
 
 console = Console(highlight=False)
@@ -33,7 +34,7 @@ def lab() -> None:
 @click.option("--tls", is_flag=True, help="requireTLS with a self-signed CA and certificate (DIR/secrets/ca.pem).")
 def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None, auth: bool, tls: bool) -> None:
     """Start rs1 (node1..node4), wait for PRIMARY on node1, load data, write split.yaml and inventory.yml."""
-    the_lab = Lab(lab_dir, base_port, progress=lambda m: console.print(f"[dim]·[/] {m}"))
+    the_lab = Lab(lab_dir, base_port, progress=console_bus().progress)
     the_lab.up(docs, cache=cache, auth=auth, tls=tls)
     files = the_lab.security.files
     console.print(f"lab is up in {the_lab.layout.root}")
@@ -70,5 +71,5 @@ def down(lab_dir: Path, purge: bool) -> None:
     if not (lab_dir / "lab.json").exists():
         console.print(f"no lab in {lab_dir}; nothing to stop")
         return
-    stopped = Lab.existing(lab_dir, progress=lambda m: console.print(f"[dim]·[/] {m}")).down(purge=purge)
+    stopped = Lab.existing(lab_dir, progress=console_bus().progress).down(purge=purge)
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")

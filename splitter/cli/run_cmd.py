@@ -1,4 +1,4 @@
-"""plan / run / confirm / status / rollback."""
+"""plan / run / confirm / rollback (status: status_cmd.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from splitter.cli.output import config_option, console, console_bus, say
 from splitter.config import load_config
@@ -17,7 +16,6 @@ from splitter.engine.plan import build_plan
 from splitter.engine.rollback import Rollback, rollback_refusal
 from splitter.engine.runner import Runner
 from splitter.engine.session import open_session, pin_routing
-from splitter.engine.status import collect_status
 from splitter.errors import OperationalError
 from splitter.steps.base import Step
 from splitter.steps.registry import STEP_IDS, all_steps
@@ -88,28 +86,6 @@ def confirm(config_path: Path, gate: str) -> None:
 
 @click.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-def status(config_path: Path, as_json: bool) -> None:
-    """Each step's state, times and last error; the gate waited on; split optime; live topology."""
-    ctx = open_session(config_path, dry_run=True, events=console_bus(quiet=True))
-    report = collect_status(ctx)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
-        return
-    table = Table("#", "step", "state", "started", "finished", "attempts", "error")
-    for number, row in enumerate(report["steps"]):
-        table.add_row(str(number), row["id"], row["state"], row["started"] or "", row["finished"] or "",
-                      str(row["attempts"]), row["error"] or "")
-    console.print(table)
-    for key in ("waiting_gate", "split_optime", "cutover", "catch_up"):
-        if report.get(key):
-            console.print(f"{key.replace('_', ' ')}: {report[key]}")
-    for name, members in report["topology"].items():
-        console.print(f"{name}: " + (", ".join(f"{h} {s}" for h, s in members.items()) or "not reachable"))
-
-
-@click.command()
-@config_option
 def rollback(config_path: Path) -> None:
     """Undo the split before rewrite-replset-config: rs1 back to four data nodes, original priorities/votes."""
     ctx = open_session(config_path, dry_run=False, events=console_bus())
@@ -126,4 +102,4 @@ def rollback(config_path: Path) -> None:
         "default write concern set by add-arbiter-rs1 was kept")
 
 
-COMMANDS = [plan, run, confirm, status, rollback]
+COMMANDS = [plan, run, confirm, rollback]

@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
+from splitter.cli.output import config_option
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config
 from splitter.errors import BadInput, OperationalError
@@ -82,8 +83,7 @@ def render(report: VerifyReport) -> Table:
 
 
 @click.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="split.yaml")
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 @click.option("--samples", type=click.IntRange(min=0), default=5, show_default=True,
               help="List up to N _ids per collection and half that are missing, extra or different.")

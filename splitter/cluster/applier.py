@@ -54,13 +54,40 @@ def _as_retryable(exc: PyMongoError) -> Exception:
     return OperationalError(str(exc))
 
 
+class ReportedAdapter:
+    """The host adapter as steps reach it (`ctx.applier.adapter`): the read-only playbooks they run themselves
+    (preflight's reachability check, a dbpath check) are `host.check` events, so the audit log and the bench
+    see them too. Changes go through `Applier.playbook` instead (an `action`)."""
+
+    def __init__(self, adapter: AnsibleAdapter, events: EventBus) -> None:
+        self.inner = adapter
+        self.events = events
+
+    def run(self, playbook: str, hosts: Sequence[str], extravars: Mapping[str, Any] | None = None) -> Any:
+        started = time.monotonic()
+        where = ",".join(hosts)
+        try:
+            result = self.inner.run(playbook, hosts, extravars)
+        except BaseException as exc:
+            self.events.emit(EventType.HOST_CHECK, f"check {playbook} @ {where} failed: {exc}", level="debug",
+                             playbook=playbook, hosts=list(hosts), result="error",
+                             seconds=round(time.monotonic() - started, 3))
+            raise
+        self.events.emit(EventType.HOST_CHECK, f"check {playbook} @ {where}", level="debug", playbook=playbook,
+                         hosts=list(hosts), result="ok", seconds=round(time.monotonic() - started, 3))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Applier:
     """Every change to a cluster or host goes through here, is reported as an event, and is skipped in dry run."""
 
     def __init__(self, connector: Connector, adapter: AnsibleAdapter, events: EventBus, *, dry_run: bool = False,
                  retries: int = 6, sleep: Callable[[float], None] = time.sleep) -> None:
         self.connector = connector
-        self.adapter = adapter
+        self.adapter = ReportedAdapter(adapter, events)
         self.events = events
         self.dry_run = dry_run
         self.retries = retries
@@ -146,5 +173,5 @@ class Applier:
     # -- hosts --------------------------------------------------------------------------------------
     def playbook(self, playbook: str, hosts: Sequence[str], extravars: Mapping[str, Any] | None = None) -> Any:
         where = ",".join(hosts)
-        return self._do(f"playbook {playbook}", where, lambda: self.adapter.run(playbook, hosts, extravars),
+        return self._do(f"playbook {playbook}", where, lambda: self.adapter.inner.run(playbook, hosts, extravars),
                         extravars=dict(extravars or {}))

@@ -12,12 +12,14 @@ from splitter.cluster.applier import Applier
 from splitter.cluster.connect import Connector
 from splitter.cluster.inspector import Inspector
 from splitter.config import SplitConfig, load_config
+from splitter.engine.status import step_gates
 from splitter.errors import BadInput
 from splitter.events import EventBus
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.inventory import load_inventory
+from splitter.observe import observe_command
 from splitter.steps.context import StepContext
-from splitter.store.audit import AuditLog
+from splitter.steps.registry import all_steps
 from splitter.store.checkpoint import RunState, StateStore
 from splitter.store.files import StateFiles
 
@@ -42,8 +44,8 @@ def pin_routing(ctx: StepContext) -> None:
 
 def open_session(config_path: str | Path, *, dry_run: bool, events: EventBus, auto_confirm: bool = False,
                  audit: bool = True) -> StepContext:
-    """Validate all input first (BadInput, nothing touched), then wire the pieces together. With `audit`, every
-    event of this command is appended to the state dir's audit log."""
+    """Validate all input first (BadInput, nothing touched), then wire the pieces together. With `audit` (and not
+    a dry run), every event of this command goes to the audit log, the hooks and the metrics file."""
     config = load_config(config_path)
     inventory = load_inventory(config.inventory_path)
     connector = Connector(config.credentials)
@@ -52,7 +54,7 @@ def open_session(config_path: str | Path, *, dry_run: bool, events: EventBus, au
     state = store.load()
     check_routing_pin(config, state)
     if audit and not dry_run:
-        events.subscribe(AuditLog(config.state_path).handle)
+        observe_command(events, config, state, step_gates(all_steps()))
     adapter = AnsibleAdapter(config.inventory_path, files.ansible_dir)
     applier = Applier(connector, adapter, events, dry_run=dry_run)
     return StepContext(config=config, inventory=inventory, inspector=Inspector(connector), applier=applier,

@@ -12,7 +12,7 @@ from splitter.cluster.applier import Applier
 from splitter.cluster.inspector import Inspector
 from splitter.config import SplitConfig
 from splitter.errors import RetryableError
-from splitter.events import EventBus, EventType
+from splitter.events import EventBus
 from splitter.inventory import InventoryHost
 from splitter.store.checkpoint import RunState, StateStore
 from splitter.store.files import StateFiles
@@ -91,8 +91,5 @@ class StepContext:
     # -- waiting with visible progress --------------------------------------------------------------
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 180, interval: float = 0.5,
                  describe: Callable[[], str] | None = None) -> Any:
-        """Poll check() until it returns a truthy value; say what we wait for every few seconds."""
-        def waiting(message: str) -> None:
-            self.events.emit(EventType.WAITING, message, what=what)
-
-        return wait_until(what, check, timeout=timeout, interval=interval, progress=waiting, describe=describe)
+        """Poll check() until it returns a truthy value; `waiting` events say what we wait for and how long."""
+        return wait_until(what, check, timeout=timeout, interval=interval, describe=describe, events=self.events)

@@ -75,6 +75,10 @@ class StateFiles:
     def catchup_position(self, stream: str) -> Path:
         return self.root / f"catchup-{stream}.json"
 
+    def catchup_streams(self) -> list[str]:
+        """The streams that have a position file, by name."""
+        return sorted(p.name.removeprefix("catchup-").removesuffix(".json") for p in self.root.glob("catchup-*.json"))
+
     def cleanup_dir(self, set_name: str) -> Path:
         return self.root / "cleanup" / set_name
 
