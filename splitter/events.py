@@ -41,9 +41,10 @@ class EventType(str, Enum):
     BEFORE_CUTOVER = "before.cutover"        # the fence is about to go up (hooks may veto)
     CUTOVER = "cutover"                      # phase: fenced, drained, switched, verified, reversed, final, ...
     CATCHUP = "catchup"                      # a stream's counters, lag (seconds, events), rates, drain estimate
-    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept, throttle
-    CLEANUP_WAIT = "cleanup.wait"            # set, reason, kind, seconds
-    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, stop reason
+    CLEANUP_STARTED = "cleanup.started"      # set, other_set, expected (about how many to delete), dry_run
+    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept, deleted_run, throttle
+    CLEANUP_WAIT = "cleanup.wait"            # set, reason, kind, seconds, action (wait, or go at a new pace), throttle
+    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, kept_by, orphans_removed, stopped, reason, done
     VERIFY_PROGRESS = "verify.progress"      # ranges done / total, docs, eta
     VERIFY_DONE = "verify.done"              # ok, summary
     PROGRESS = "progress"                    # a sentence for the operator
