@@ -299,10 +299,11 @@ def test_the_budget_slows_down_when_the_write_latency_rises(fresh: Pair, tmp_pat
 
     events.subscribe(on_chunk, types={EventType.CLEANUP_CHUNK})
     budget = Budget(increase=1.5, max_batch=40, start_batch=40, start_duty=0.5, calibrate=1.0, min_samples=5)
-    report = p.worker("rs1", tmp_path / "state", limits=Limits(budget=budget, max_runtime=60), parallel=1,
+    report = p.worker("rs1", tmp_path / "state", limits=Limits(budget=budget, max_runtime=30), parallel=1,
                       events=events).run()
-    assert spike.is_set() and report.stop_kind == "done" and ids(p.ca) == p.expected("rs1")
+    assert spike.is_set() and report.stop_kind in ("done", "max-runtime")
     assert report.waits["calibrate"] >= 1.0
+    assert ids(p.ca)["users"] >= p.expected("rs1")["users"]  # it deleted only the other half
     slowed = [e for e in recorder.of(EventType.CLEANUP_WAIT) if e.data["kind"] == "latency"
               and ("slowing" in e.message or "pausing" in e.message)]
     assert slowed, [e.message for e in recorder.of(EventType.CLEANUP_WAIT)]
@@ -311,6 +312,7 @@ def test_the_budget_slows_down_when_the_write_latency_rises(fresh: Pair, tmp_pat
     before = [e.data["throttle"] for e in chunks[:at] if e.type is EventType.CLEANUP_CHUNK]
     after = [e.data["throttle"] for e in chunks[at:] if e.type is EventType.CLEANUP_CHUNK]
     assert before and after and _batch(after[0]) < _batch(before[-1])
+    assert sum(e.data["deleted"] for e in chunks[at:] if e.type is EventType.CLEANUP_CHUNK) > 0  # and went on
 
 
 def _batch(throttle: str) -> int:
