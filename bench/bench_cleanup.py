@@ -11,8 +11,12 @@ interlock looks the `_id`s up. Measured on rs1:
     these three in --rounds rounds on fresh copies, the order reversed every other round (load drifts);
   - naive: find the `_id`s, `delete_one` each (w: majority), for --naive-seconds;
   - a read/write workload on rs1 (app.users reads by _id, inserts into another database) for --phase-seconds
-    alone (before and after), with the throttled tool (--duty, --max-lag) and with the unthrottled tool, each
-    for at most --phase-seconds; latencies count while the cleanup runs.
+    alone (before and after), with the tool under its default latency budget (what `splitter cleanup` does
+    without options: --max-latency-increase 1.5x, --max-lag 10s), with the fixed duty cycle of earlier versions
+    (--duty, --max-lag, no budget) and with the unthrottled tool, each for at most --phase-seconds; latencies
+    count while the cleanup runs (its calibration included);
+  - a light workload (one thread, --light-interval apart) alone and with the budgeted tool: how fast the budget
+    lets it delete when the application is quiet, beside the unthrottled rate.
 
     python bench/bench_cleanup.py --docs 100k --phase-seconds 15
 """
@@ -55,8 +59,8 @@ WORKLOAD_DB = "bench_workload"
 KEY = "user_id"
 OTHER_REMAINDER = 1  # rs1 deletes rs2's half (odd keys)
 ROUNDS = ("tool", "tool_serial", "deletemany")  # measured against each other, in --rounds rounds
-ONCE = ("naive", "throttled", "unthrottled")
-ON_BOTH = ("tool", "tool_serial", "throttled", "unthrottled")  # variants the interlock must find on rs2
+ONCE = ("naive", "throttled", "budget", "budget_light", "unthrottled")
+ON_BOTH = ("tool", "tool_serial", "throttled", "budget", "budget_light", "unthrottled")  # looked up on rs2 too
 
 
 def delete_filter() -> dict[str, Any]:
@@ -103,14 +107,18 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int, par
     the counts before and after (_expected, _finish), the chunks, and inside them the position saves and the
     sends (until a chunk's w:1 batches have finished)."""
     from splitter.cleanup.worker import CleanupWorker
+    from splitter.events import EventBus, EventType
 
     state = Path(tempfile.mkdtemp(prefix="splitter-bench-cleanup-"))
     spent: dict[str, float] = {}
+    events, paces = EventBus(), []
+    events.subscribe(lambda e: paces.append(e.message), types={EventType.CLEANUP_WAIT})
     try:
         worker = CleanupWorker(routing=routing, set_name="rs1", this=rs1, other=rs2, state_dir=state,
-                               limits=limits, batch_size=batch_size, parallel=parallel)
-        for name in ("_expected", "_finish", "_chunk"):
+                               limits=limits, batch_size=batch_size, parallel=parallel, events=events)
+        for name in ("_finish", "_chunk"):
             _timed(worker, name, spent)
+        _timed(worker.tally, "expected", spent)
         _timed(worker.positions, "save", spent)
         _timed(worker.deleter, "send", spent)
         started = time.monotonic()
@@ -119,9 +127,19 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int, par
     finally:
         shutil.rmtree(state, ignore_errors=True)
     return {"deleted": report.total("deleted"), "seconds": round(seconds, 3), "stopped": report.stop_kind,
+            "paces": paces[-5:], "slowdowns": sum(1 for p in paces if "slowing" in p or "pausing" in p),
             "kept_by_interlock": report.total("kept_by_interlock"), "waits": report.waits,
             "batch_size": batch_size, "parallel": parallel,
             "spent_s": {k.strip("_"): round(v, 3) for k, v in spent.items()}}
+
+
+def budget_limits(increase: str, batch_size: int, max_lag: float, seconds: float) -> Any:
+    """The limits `splitter cleanup` runs with when given no option but the budget (and a runtime cap)."""
+    from splitter.cleanup.budget import Budget, parse_increase, with_limits
+    from splitter.cleanup.throttle import Limits
+
+    budget = with_limits(Budget(increase=parse_increase(increase)), max_batch=batch_size, max_duty=None)
+    return Limits(max_lag=max_lag, max_runtime=seconds, budget=budget)
 
 
 def run_delete_many(rs1: Any, database: str, name: str) -> dict[str, Any]:
@@ -203,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duty", type=float, default=0.25, help="throttled run: work at most this share of time")
     parser.add_argument("--max-lag", type=float, default=10.0, help="throttled run: wait while a secondary lags more")
     parser.add_argument("--workload-threads", type=int, default=2)
+    parser.add_argument("--budget", default="1.5x", help="the latency budget's --max-latency-increase (the default)")
+    parser.add_argument("--light-interval", type=float, default=0.05,
+                        help="the light workload: one thread, this many seconds between operations")
     parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the tool's documents per delete")
     parser.add_argument("--rounds", type=int, default=7,
@@ -212,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     result = Result("cleanup", params={"docs": docs, "batch_size": args.batch_size, "parallel": args.parallel,
                                        "naive_seconds": args.naive_seconds,
                                        "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
-                                       "max_lag_s": args.max_lag}, "workload_threads": args.workload_threads,
+                                       "max_lag_s": args.max_lag}, "budget": args.budget,
+                                       "light_interval_s": args.light_interval,
+                                       "workload_threads": args.workload_threads,
                                        "write_concern": "majority", "rounds": args.rounds,
                                        "serial": {"batch_size": args.batch_size, "parallel": 1}})
 
@@ -271,9 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
             throttled_limits = Limits(duty_cycle=args.duty, max_lag=args.max_lag, max_runtime=args.phase_seconds)
             fast_limits = Limits(max_runtime=args.phase_seconds)
+            budget = budget_limits(args.budget, args.batch_size, args.max_lag, args.phase_seconds)
             log("workload alone")
             a1 = phase(args.phase_seconds)
-            log("workload + throttled cleanup")
+            log("workload + cleanup with the latency budget")
+            bud = phase(args.phase_seconds,
+                        lambda: run_tool(rs1, rs2, routing_for(databases["budget"], COLLECTIONS), budget,
+                                         args.batch_size, parallel=1))  # as the CLI without options
+            log("workload + throttled cleanup (fixed duty cycle, no budget)")
             thr = phase(args.phase_seconds,
                         lambda: run_tool(rs1, rs2, routing_for(databases["throttled"], COLLECTIONS), throttled_limits,
                                          args.batch_size, parallel=1))  # as the CLI with --sleep
@@ -285,18 +313,41 @@ def main(argv: list[str] | None = None) -> int:
             a2 = phase(args.phase_seconds)
             loop.stop()
 
+            # 3. a light workload, alone and with the budgeted tool
+            light = OpLoop(Workload(rs1, total.get("users", 0) * 2 or docs).op, threads=1,
+                           interval=args.light_interval, name="light")
+            stack.callback(light.stop)
+            light.start()
+            log("light workload alone")
+            l1 = phase(args.phase_seconds)
+            log("light workload + cleanup with the latency budget")
+            lbud = phase(args.phase_seconds,
+                         lambda: run_tool(rs1, rs2, routing_for(databases["budget_light"], COLLECTIONS), budget,
+                                          args.batch_size, parallel=1))
+            light.stop()
+
         alone = latencies(loop, [a1[:2], a2[:2]])
+        with_budget = latencies(loop, [bud[:2]])
         with_throttled = latencies(loop, [thr[:2]])
         with_fast = latencies(loop, [fast[:2]])
+        light_alone, light_budget = latencies(light, [l1[:2]]), latencies(light, [lbud[:2]])
+        rates["budget"] = per_second(bud[2]["deleted"], bud[2]["seconds"])
+        rates["budget_light"] = per_second(lbud[2]["deleted"], lbud[2]["seconds"])
         rates["throttled"] = per_second(thr[2]["deleted"], thr[2]["seconds"])
         rates["unthrottled_under_workload"] = per_second(fast[2]["deleted"], fast[2]["seconds"])
+        p99_budget = ratio(with_budget["p99_ms"], alone["p99_ms"])
+        light_share = ratio(rates["budget_light"], rates["tool"])
         result.results.update({
             "tool": tool, "tool_serial": tool_serial, "deletemany": many, "naive": naive, "throttled": thr[2],
-            "unthrottled_under_workload": fast[2],
+            "budget": bud[2], "budget_light": lbud[2], "unthrottled_under_workload": fast[2],
+            "light_workload": {"alone": light_alone, "with_budget": light_budget},
+            "workload_p99_ratio_budget": p99_budget, "budget_light_vs_unthrottled": light_share,
+            "budget_targets_met": {"p99_ratio_le_1.5": p99_budget is not None and p99_budget <= 1.5,
+                                   "light_rate_ge_0.25": light_share is not None and light_share >= 0.25},
             "docs_per_s": rates, "tool_vs_deletemany": ratio(rates["tool"], rates["deletemany"]),
             "tool_vs_naive": ratio(rates["tool"], rates["naive"]),
             "tool_serial_vs_deletemany": ratio(rates["tool_serial"], rates["deletemany"]),
-            "workload": {"alone": alone, "with_throttled_cleanup": with_throttled,
+            "workload": {"alone": alone, "with_budget": with_budget, "with_throttled_cleanup": with_throttled,
                          "with_unthrottled_cleanup": with_fast, "errors": loop.errors[:5]},
             "workload_p99_ratio_throttled": ratio(with_throttled["p99_ms"], alone["p99_ms"]),
             "workload_p99_ratio_unthrottled": ratio(with_fast["p99_ms"], alone["p99_ms"]),
@@ -317,9 +368,17 @@ def main(argv: list[str] | None = None) -> int:
                    rates["deletemany"], "docs/s", baseline_name="deleteMany")
         result.row("cleanup unthrottled vs one-at-a-time loop", rates["tool"], rates["naive"], "docs/s",
                    baseline_name="find + delete_one per document")
-        result.row(f"cleanup throttled ({args.duty:.0%} duty, max-lag {args.max_lag:g}s), docs/s", rates["throttled"],
-                   rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload")
-        result.row("workload p99 with throttled cleanup", with_throttled["p99_ms"], alone["p99_ms"], "ms",
+        result.row(f"workload p99 with the latency budget ({args.budget}, the default)", with_budget["p99_ms"],
+                   alone["p99_ms"], "ms", baseline_name="same workload, no cleanup",
+                   note=f"target <= 1.5; cleanup at {rates['budget']} docs/s; p50 {with_budget['p50_ms']} vs "
+                        f"{alone['p50_ms']} ms; {with_budget['ops_per_s']} vs {alone['ops_per_s']} ops/s")
+        result.row("cleanup with the latency budget under a light workload, docs/s", rates["budget_light"],
+                   rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload",
+                   note=f"target >= 0.25; light workload p99 {light_budget['p99_ms']} vs {light_alone['p99_ms']} ms "
+                        f"alone ({light_alone['ops_per_s']} ops/s)")
+        result.row(f"cleanup throttled ({args.duty:.0%} duty, max-lag {args.max_lag:g}s, no budget), docs/s",
+                   rates["throttled"], rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload")
+        result.row("workload p99 with throttled cleanup (no budget)", with_throttled["p99_ms"], alone["p99_ms"], "ms",
                    baseline_name="same workload, no cleanup",
                    note=f"{with_throttled['ops_per_s']} vs {alone['ops_per_s']} ops/s")
         result.row("workload p99 with unthrottled cleanup", with_fast["p99_ms"], alone["p99_ms"], "ms",

@@ -46,12 +46,12 @@ class EventType(str, Enum):
     GATE_CONFIRMED = "gate.confirmed"        # gate, by
     BEFORE_CUTOVER = "before.cutover"        # the fence is about to go up (hooks may veto)
     CUTOVER = "cutover"                      # phase: fenced, drained, switched, verified, reversed, final, ...
-    CATCHUP = "catchup"                      # stream, lag_seconds, lag_events, rate_per_second,
-                                             # source_rate_per_second, drain_estimate_seconds, counters {events,...}
-    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept (totals so far), rate_per_second
-    CLEANUP_WAIT = "cleanup.wait"            # set, kind (lag, latency, sleep, pause, window), reason, seconds
-    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, stop_reason
-    VERIFY_PROGRESS = "verify.progress"      # ranges_done, ranges_total, docs, eta_seconds
+    CATCHUP = "catchup"                      # a stream's counters, lag (seconds, events), rates, drain estimate
+    CLEANUP_STARTED = "cleanup.started"      # set, other_set, expected (about how many to delete), dry_run
+    CLEANUP_CHUNK = "cleanup.chunk"          # set, namespace, deleted, kept, deleted_run, throttle
+    CLEANUP_WAIT = "cleanup.wait"            # set, reason, kind, seconds, action (wait, or go at a new pace), throttle
+    CLEANUP_DONE = "cleanup.done"            # set, deleted, kept, kept_by, orphans_removed, stopped, reason, done
+    VERIFY_PROGRESS = "verify.progress"      # ranges done / total, docs, eta
     VERIFY_DONE = "verify.done"              # ok, summary
     HOOK = "hook"                            # a hook program ran: hook, for_event, exit_code, seconds, result
     PROGRESS = "progress"                    # a sentence for the operator

@@ -32,12 +32,13 @@ from splitter.cleanup.worker import CleanupWorker
 from splitter.cli.cleanup_cmd import cleanup
 from splitter.cluster.lag import LagReader
 from splitter.config import load_config
-from splitter.errors import LockHeld, OperationalError
+from splitter.errors import BadInput, LockHeld
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY, LabLayout
 from splitter.routing import Routing
 from splitter.store.checkpoint import RunState, StateStore
 from splitter.store.cleanup_position import InFlight, Position, PositionStore
+from splitter.store.records import CutoverRecord
 
 MAJORITY = WriteConcern("majority")
 # Never routed: missing, string, double and negative keys (all of them must survive every cleanup).
@@ -86,6 +87,18 @@ class FakeConnector:
 
     def replica_set(self, name: str, hosts: list[str]) -> MongoClient:
         return self.pair.clients(name)[0]
+
+
+def record_cutover(state_dir: Path, state: str = "final") -> None:
+    """A checkpoint whose cutover is in `state` (what `finalize` leaves is "final")."""
+    run = RunState()
+    run.cutover = CutoverRecord(state=state, epoch=1, owner="rs2")  # type: ignore[arg-type]
+    StateStore(state_dir).save(run)
+
+
+def use_pair(monkeypatch: pytest.MonkeyPatch, pair: Pair) -> None:
+    """The command's session connects through the fake connector."""
+    monkeypatch.setattr("splitter.engine.cleanup_session.Connector", lambda _creds: FakeConnector(pair))
 
 
 def snapshot(client: MongoClient) -> Snapshot:
@@ -150,12 +163,10 @@ def test_each_set_keeps_exactly_its_half_and_limits_hold(lab_factory: Callable[.
     assert len(gone) == 137 and all(p.routing.owner(p.before[c][i].get(KEY)) == "rs2" for c, i in gone)
 
     # the rest through the command itself (--set both: one worker per set), clients handed in by a fake connector
-    state = RunState()
-    state.cutover = {"at": datetime.now().isoformat()}
-    StateStore(state_a).save(state)
-    monkeypatch.setattr("splitter.cli.cleanup_cmd.Connector", lambda _creds: FakeConnector(p))
+    record_cutover(state_a)
+    use_pair(monkeypatch, p)
     result = CliRunner().invoke(cleanup, ["-c", str(p.a.layout.config_path), "--set", "both", "--batch-size", "200",
-                                          "--json"])
+                                          "--max-latency-increase", "off", "--exact-counts", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     r1, r2 = (next(s for s in doc["sets"] if s["set"] == name) for name in ("rs1", "rs2"))
@@ -302,8 +313,10 @@ def test_lag_throttle_then_interlock(lab_factory: Callable[..., Lab], tmp_path: 
     assert done.total("deleted") == p.count("rs2") - n_hand
     expected = {c: keep | set(by_hand[c]) for c, keep in p.expected("rs1").items()}
     assert ids(p.ca) == expected
+    assert done.kept_by() == {"missing": n_hand}
     for rep in done.collections:
-        assert rep.kept_sample and set(rep.kept_sample) <= set(by_hand[rep.namespace.split(".", 1)[1]])
+        sample = rep.kept_sample["missing"]
+        assert sample and set(sample) <= set(by_hand[rep.namespace.split(".", 1)[1]])
 
 
 # -- no mongod: runtime control, positions, the command's refusals ---------------------------------------
@@ -330,14 +343,22 @@ def test_position_round_trips_bson_ids(tmp_path: Path) -> None:
 
     store = PositionStore(tmp_path, "rs1")
     pos = Position("rs1", "app.events", started=True, last_id=ObjectId(), deleted=5)
-    pos.note_kept([Int64(7), "x", ObjectId()])
+    pos.note_kept("missing", [Int64(7), "x", ObjectId()])
+    pos.note_kept("wrong-half", [Int64(8)])
     pos.in_flight = InFlight.of([1, Int64(2), "3"], 2)
+    pos.orphans_removed = 4
     store.save(pos)
     loaded = store.load("app.events")
-    assert loaded.last_id == pos.last_id and type(loaded.kept_sample[0]) is Int64
-    assert loaded.in_flight == pos.in_flight and loaded.kept_sample == pos.kept_sample
-    assert json.loads(store.path("app.events").read_text())["format"] == 1
+    assert loaded.last_id == pos.last_id and type(loaded.kept_samples["missing"][0]) is Int64
+    assert loaded.in_flight == pos.in_flight and loaded.kept_samples == pos.kept_samples
+    assert loaded.kept == {"missing": 3, "wrong-half": 1} and loaded.kept_by_interlock == 4
+    assert loaded.orphans_removed == 4
+    assert json.loads(store.path("app.events").read_text())["format"] == 2
     assert store.load("app.other") == Position("rs1", "app.other")
+    earlier = {"format": 1, "set_name": "rs1", "namespace": "app.users", "kept_by_interlock": 2,  # one reason then
+               "kept_sample": [{"$numberLong": "9"}, "y"]}
+    old = Position.from_json(earlier)
+    assert old.kept == {"missing": 2} and old.kept_samples == {"missing": [Int64(9), "y"]}
 
 
 def test_second_cleanup_is_refused_naming_the_holder(tmp_path: Path) -> None:
@@ -348,25 +369,38 @@ def test_second_cleanup_is_refused_naming_the_holder(tmp_path: Path) -> None:
         pass
 
 
-def _config(tmp_path: Path, cutover: bool) -> Path:
+def _config(tmp_path: Path, cutover: bool, state: str = "final") -> Path:
     layout = LabLayout(tmp_path / "lab", 42995)  # files only, nothing listens there
     layout.write_files(Path("/bin/true"))
     if cutover:
-        state = RunState()
-        state.cutover = {"at": "2024-05-17T01:00:00+00:00", "optime": [1, 1]}
-        StateStore(load_config(layout.config_path).state_path).save(state)
+        record_cutover(load_config(layout.config_path).state_path, state)
     return layout.config_path
 
 
 def test_refuses_before_the_cutover_is_recorded(tmp_path: Path) -> None:
     config = _config(tmp_path, cutover=False)
     result = CliRunner().invoke(cleanup, ["-c", str(config), "--set", "rs1"])
-    assert isinstance(result.exception, OperationalError)
+    assert isinstance(result.exception, BadInput) and result.exception.exit_code == 2
     assert "cutover is not recorded" in result.exception.message
-    assert "deploy-client-v2" in result.exception.hint
+    assert "deploy-client-v2" in result.exception.hint and "splitter finalize" in result.exception.hint
     run = subprocess.run([sys.executable, "-m", "splitter", "cleanup", "-c", str(config), "--set", "both"],
                          capture_output=True, text=True, timeout=60)
-    assert run.returncode == 1 and "cutover is not recorded" in run.stderr and "deploy-client-v2" in run.stderr
+    assert run.returncode == 2 and "cutover is not recorded" in run.stderr and "deploy-client-v2" in run.stderr
+
+
+@pytest.mark.parametrize("state", ["split", "switching", "switched", "reversing", "reversed"])
+def test_refuses_before_finalize(tmp_path: Path, state: str) -> None:
+    config = _config(tmp_path, cutover=True, state=state)
+    result = CliRunner().invoke(cleanup, ["-c", str(config), "--set", "both"])
+    assert isinstance(result.exception, BadInput) and result.exception.exit_code == 2
+    assert f"the cutover is {state!r}, not final" in result.exception.message
+    assert "switched back" in result.exception.message and "way back" in result.exception.message
+    assert f"splitter finalize -c {config}" in result.exception.hint
+    assert not (load_config(config).state_path / "cleanup").exists()  # nothing touched, not even a position
+    if state == "switched":
+        run = subprocess.run([sys.executable, "-m", "splitter", "cleanup", "-c", str(config), "--set", "rs2"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and "not final" in run.stderr and "splitter finalize" in run.stderr
 
 
 def test_outside_the_window_exits_0_without_touching_the_cluster(tmp_path: Path) -> None:
@@ -392,6 +426,8 @@ def test_lock_is_checked_before_connecting(tmp_path: Path) -> None:
     (["--set", "rs1", "--window", "25:00-01:00"], "not a window"),
     (["--set", "rs1", "--max-runtime", "soon"], "not a duration"),
     (["--set", "rs1", "--sleep", "0%"], "duty cycle"),
+    (["--set", "rs1", "--max-latency-increase", "0.9x"], "factor above 1"),
+    (["--set", "rs1", "--max-p99", "soon"], "not a duration"),
 ])
 def test_bad_input_exits_2(tmp_path: Path, args: list[str], needle: str) -> None:
     result = CliRunner().invoke(cleanup, ["-c", str(_config(tmp_path, cutover=True)), *args])

@@ -18,23 +18,26 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner, Examined, Sent, id_key
+from splitter.cleanup.options import parse_options
 from splitter.cleanup.pipeline import Flight, Pipeline
 from splitter.cleanup.throttle import Limits
-from splitter.cli.cleanup_cmd import _options
 from splitter.config import load_config
 from splitter.lab.lab import Lab
 from splitter.store import cleanup_position as position_module
 from splitter.store.cleanup_position import FlightChunk, InFlight, Position, PositionStore
 
 
-@pytest.mark.parametrize(("sleep", "parallel", "expected"), [("0s", None, 4), ("25%", None, 1), ("200ms", None, 1),
-                                                              ("25%", 3, 3), ("0s", 1, 1)])
-def test_throttled_runs_delete_one_batch_at_a_time_unless_told(sleep: str, parallel: int | None,
+@pytest.mark.parametrize(("sleep", "budget", "parallel", "expected"), [
+    ("0s", "off", None, 4), ("25%", "off", None, 1), ("200ms", "off", None, 1), ("25%", "off", 3, 3),
+    ("0s", "off", 1, 1), ("0s", "1.5x", None, 1), ("0s", "2", 2, 2)])
+def test_throttled_runs_delete_one_batch_at_a_time_unless_told(sleep: str, budget: str, parallel: int | None,
                                                                expected: int) -> None:
     config = SimpleNamespace(source=SimpleNamespace(name="rs1"), target=SimpleNamespace(name="rs2"),
                              planning=SimpleNamespace(max_member_lag="10s"))
-    opts = _options(config, "rs1", False, 500, parallel, None, None, None, sleep, None, False)  # type: ignore[arg-type]
+    opts = parse_options(config, "rs1", batch_size=500, parallel=parallel, sleep=sleep,  # type: ignore[arg-type]
+                         max_latency_increase=budget)
     assert opts.parallel == expected
+    assert opts.limits.budgeted == (budget != "off")
     assert ("--parallel", str(parallel)) in opts.schedule_args if parallel else "--parallel" not in dict(
         opts.schedule_args)
 
@@ -113,7 +116,7 @@ def test_overlapping_deleter_returns_while_the_majority_batch_still_waits() -> N
 
 
 def _flight(ids: list[int], future: Future[int] | None = None, allowed: int | None = None) -> Flight:
-    examined = Examined(ids, ids[:allowed], ids[allowed:] if allowed is not None else [])
+    examined = Examined(ids, ids[:allowed], {"missing": ids[allowed:]} if allowed is not None else {})
     sent = Sent(0, future) if future is not None else None
     return Flight(examined, sent, FlightChunk(ids, len(examined.allowed)))
 
@@ -215,8 +218,9 @@ def scratch(shared_lab: Lab) -> Any:
 
 def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwise(scratch: Any) -> None:
     lab, this, other = scratch
-    half = load_config(lab.layout.config_path).routing.half_filter("user_id", "rs2")
-    scanner = ChunkScanner(this, other, half)
+    routing = load_config(lab.layout.config_path).routing
+    half = routing.half_filter("user_id", "rs2")
+    scanner = ChunkScanner(this, other, half, routing.unclaimed_filter("user_id"))
     in_main: list[tuple[Any, ...]] = []  # examinations the caller waited for (the rest ran ahead, in the thread)
     examine = scanner.examine
 
@@ -239,7 +243,8 @@ def test_scanner_reads_ahead_and_examines_again_when_the_position_moved_otherwis
         scanner.close()
 
     assert Limits(duty_cycle=0.25).rests and Limits(sleep=0.2).rests and not Limits().rests
-    resting = ChunkScanner(this, other, half, read_ahead=False)  # a throttled run works only inside its duty window
+    # a throttled run works only inside its duty window
+    resting = ChunkScanner(this, other, half, routing.unclaimed_filter("user_id"), read_ahead=False)
     try:
         resting.take(False, None, 10)
         assert resting._ahead is None
@@ -255,22 +260,27 @@ def test_scanner_counts_object_ids_on_the_other_set_and_reads_back_ids_whose_typ
     oids = [ObjectId() for _ in range(6)]
     db_this.docs.insert_many([{"_id": i, "user_id": 1} for i in oids] + [{"_id": 1, "user_id": 1}])
     db_other.docs.insert_many([{"_id": i, "user_id": 1} for i in oids] + [{"_id": 1.0, "user_id": 1}])
-    half = load_config(shared_lab.layout.config_path).routing.half_filter("user_id", "rs2")
+    routing = load_config(shared_lab.layout.config_path).routing
+    half = routing.half_filter("user_id", "rs2")
     other = db_other.docs.with_options(read_concern=ReadConcern("majority"))
     finds: list[Any] = []
     real_find = other.find
     other.find = lambda *a, **k: finds.append(a) or real_find(*a, **k)  # type: ignore[method-assign]
-    scanner = ChunkScanner(db_this.docs, other, half, read_ahead=False)
+    scanner = ChunkScanner(db_this.docs, other, half, routing.unclaimed_filter("user_id"), read_ahead=False)
     try:
         everything = scanner.examine(False, None, 10)
         # 1 on this set is an int, 1.0 on the other a double: a $in (and so a count) takes them for one document
-        assert everything.kept == [1] and everything.allowed == oids and len(finds) == 1
+        assert everything.kept_by == {"missing": [1]} and everything.allowed == oids
+        assert len(finds) == 3  # the `_id`s in the half, then which of the rest exist and which have no key
         finds.clear()
         object_ids = scanner.examine(True, 1, 10)  # after the int in index order: only the ObjectIds
         assert object_ids.allowed == oids and object_ids.kept == [] and finds == []  # counted, not read back
+        db_other.docs.update_one({"_id": oids[1]}, {"$set": {"user_id": 2}})  # its key moved to the other half
+        db_other.docs.update_one({"_id": oids[3]}, {"$set": {"user_id": "3"}})  # a key that routes nowhere
         db_other.docs.delete_one({"_id": oids[2]})
-        missing = scanner.examine(True, 1, 10)
-        assert missing.kept == [oids[2]] and len(finds) == 1
+        kept = scanner.examine(True, 1, 10)
+        assert kept.kept_by == {"wrong-half": [oids[1]], "missing": [oids[2]], "bad-key": [oids[3]]}
+        assert kept.allowed == [oids[0], *oids[4:]] and len(finds) == 3
     finally:
         scanner.close()
         client.drop_database("count_this")

@@ -1,4 +1,4 @@
-"""The cleanup Throttler: pure decisions from observations (no mongod, no clock)."""
+"""The cleanup Throttler and its latency budget: pure decisions from observations (no mongod, no clock)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from splitter.cleanup.budget import Budget, LatencyStats, Pace, parse_increase, parse_latency, with_limits
 from splitter.cleanup.throttle import Decision, Limits, Observation, Throttler, Window, fmt_seconds, parse_sleep
 
 DAY = datetime(2024, 5, 17)
@@ -138,3 +139,93 @@ def test_parse_sleep() -> None:
 def test_fmt_seconds() -> None:
     assert fmt_seconds(1.5) == "1.5s" and fmt_seconds(10) == "10s"
     assert fmt_seconds(95) == "1m35s" and fmt_seconds(7260) == "2h01m"
+
+
+# -- member health ----------------------------------------------------------------------------------------
+def test_an_unhealthy_secondary_is_waited_for_not_ignored() -> None:
+    throttler = Throttler(Limits(max_lag=10, lag_poll=2))
+    for state in ("DOWN", "RECOVERING", "ROLLBACK", "unreachable"):
+        wait = throttler.decide(obs(lags={"a:1": 0.0}, unhealthy={"b:1": state}))
+        assert wait.action == "wait" and wait.kind == "health" and wait.seconds == 2
+        assert f"secondary b:1 is {state}, not a healthy SECONDARY" in wait.reason and "--max-lag" in wait.reason
+    two = throttler.decide(obs(unhealthy={"b:1": "DOWN", "c:1": "ROLLBACK"}))
+    assert "and 1 more" in two.reason
+    assert Throttler(Limits()).decide(obs(unhealthy={"b:1": "DOWN"})).action == "go"  # no --max-lag, no check
+
+
+# -- the latency budget -----------------------------------------------------------------------------------
+BASE = LatencyStats(40, p50=2.0, p90=4.0, p99=6.0)
+
+
+def budgeted(**kwargs) -> Throttler:
+    return Throttler(Limits(budget=Budget(**kwargs)))
+
+
+def test_budget_parsing() -> None:
+    assert parse_increase("1.5x") == 1.5 and parse_increase("2") == 2.0 and parse_increase("off") is None
+    assert parse_latency("20ms") == pytest.approx(20.0) and parse_latency("none") is None
+    for bad in ("1x", "0.5x", "fast"):
+        with pytest.raises(ValueError):
+            parse_increase(bad)
+    with pytest.raises(ValueError):
+        parse_latency("0ms")
+
+
+def test_latency_stats_read_small_windows_conservatively() -> None:
+    stats = LatencyStats.of([0.001 * i for i in range(1, 21)])  # 1..20 ms
+    assert stats.n == 20 and stats.p50 == pytest.approx(10) and stats.p90 == pytest.approx(18)
+    assert stats.p99 == pytest.approx(20)  # 20 samples: the p99 is the maximum
+    assert LatencyStats.of([]) == LatencyStats(0)
+
+
+def test_budget_measures_a_baseline_first_and_again_later() -> None:
+    throttler = budgeted(calibrate=2.0, recalibrate_every=300)
+    first = throttler.decide(obs(pace=Pace(100, 0.25)))
+    assert first.action == "wait" and first.kind == "calibrate" and first.seconds == 2.0
+    assert "measuring the write latency without deletes" in first.reason
+    again = throttler.decide(obs(pace=Pace(100, 0.25), baseline=BASE, baseline_age=300))
+    assert again.kind == "calibrate" and "again" in again.reason
+    assert throttler.decide(obs(pace=Pace(100, 0.25), baseline=BASE, baseline_age=10)).action == "go"
+
+
+def test_budget_slows_down_when_the_probe_is_over_and_speeds_up_while_under() -> None:
+    throttler = budgeted(increase=1.5, max_batch=1000)
+    pace = Pace(400, 0.5)
+    over = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 3.0, 7.0, 9.0)))
+    assert over.action == "go" and over.kind == "latency" and over.pace == Pace(200, 0.25)
+    assert over.reason == ("write latency p50 3.0ms, p90 7.0ms, p99 9.0ms over 20 probes against a budget of "
+                           "p90 <= 1.5x baseline = 6.0ms: over, slowing to batch 200, 25% of the time")
+    under = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 2.0, 5.0, 6.0)))
+    assert under.action == "go" and under.pace == Pace(500, 0.55) and "within, speeding up to batch 500" in under.reason
+    far = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 2.0, 3.0, 4.0)))
+    assert far.pace == Pace(600, 0.75) and "within, speeding up to batch 600, 75% of the time" in far.reason
+    few = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(3, 30.0, 30.0, 30.0)))
+    assert few == Decision.go()  # too few probes at this pace to judge it
+    top = budgeted(max_batch=400, max_duty=0.5).decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20)))
+    assert top == Decision.go()  # at the ceiling (--batch-size, --sleep N%): nothing to say
+
+
+def test_budget_pauses_when_far_over_or_already_at_the_slowest_pace() -> None:
+    throttler = budgeted(increase=1.5, critical=2.0, critical_pause=2.0, min_batch=20, min_duty=0.02)
+    critical = throttler.decide(obs(pace=Pace(400, 0.5), baseline=BASE, latency=LatencyStats(20, 9.0, 13.0, 20.0)))
+    assert critical.action == "wait" and critical.kind == "latency" and critical.seconds == 2.0
+    assert critical.pace == Pace(20, 0.02) and "2.2x over, pausing 2s, then batch 20, 2% of the time" in critical.reason
+    floor = throttler.decide(obs(pace=Pace(20, 0.02), baseline=BASE, latency=LatencyStats(20, 3.0, 7.0, 8.0)))
+    assert floor.action == "wait" and "over at the slowest pace" in floor.reason and floor.pace == Pace(20, 0.02)
+
+
+def test_an_absolute_p99_budget_needs_no_baseline_ratio() -> None:
+    throttler = budgeted(increase=None, max_p99_ms=20.0)
+    over = throttler.decide(obs(pace=Pace(100, 0.5), baseline=LatencyStats(0), latency=LatencyStats(20, 5, 10, 25)))
+    assert over.pace == Pace(50, 0.25) and "p99 <= 20ms" in over.reason
+    assert Throttler(Limits(budget=Budget(increase=None))).decide(obs(pace=Pace(100, 0.5))) == Decision.go()
+
+
+def test_the_pace_sets_the_rest_and_the_operator_bounds_it() -> None:
+    throttler = budgeted()
+    assert throttler.limits.rests
+    assert throttler.rest_after(0.1, at("12:00"), 0, Pace(100, 0.25)) == pytest.approx(0.3)
+    assert throttler.rest_after(0.1, at("12:00"), 0, Pace(100, 1.0)) == 0
+    bounded = with_limits(Budget(), max_batch=300, max_duty=0.2)
+    assert bounded.start() == Pace(100, 0.2) and bounded.faster(Pace(290, 0.2)) == Pace(300, 0.2)
+    assert bounded.slower(Pace(30, 0.03)) == Pace(20, 0.02)

@@ -58,7 +58,7 @@ def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) 
     before = _counts(rs1_client(fresh_lab))
     config = str(fresh_lab.layout.config_path)
     refused = run_cli("cleanup", "-c", config, "--set", "both")
-    assert refused.returncode == 1 and "cutover" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "cutover" in refused.stderr, refused.stderr
     writer = Writer(rs1_client(fresh_lab)).start()
     try:
         result = run_cli("run", "-c", config, "--yes", "--until", "catch-up")
@@ -89,7 +89,7 @@ def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) 
     odd_on_rs1 = {c: _ids(rs1, c, 1) for c in CLEANED}
     even_on_rs2 = {c: _ids(rs2, c, 0) for c in CLEANED}  # the even writes after the cutover never went to rs2
     assert odd_on_rs1 == odd
-    result = run_cli("cleanup", "-c", config, "--set", "both", "--json", "--batch-size", "300")
+    result = run_cli("cleanup", "-c", config, "--set", "both", "--json", "--batch-size", "300", "--exact-counts")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["ok"]

@@ -2,6 +2,11 @@
 several batches at once, its last batch with w:"majority" (which may still be waiting when `send` returns), so that
 neither the interlock lookup nor the wait for replication stalls the deletes.
 
+The interlock: a candidate (a document of the other set's half on this set) may be deleted only when the other
+set holds that `_id` *in that same half*, its own, read with majority. An `_id` alone is not enough: after a key
+changed on the owner, this set's copy may be the only one in that half, or the other set's copy may be the stale
+one; with `--set both` each side would see the other's copy and both would go.
+
 Touches: this set (finds `_id`s, deletes with w:1 and w:"majority") and the other set (counts or finds `_id`s,
 read concern majority). Never the position files: the worker records a chunk as in flight before `send`.
 """
@@ -10,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from bson import Binary, Int64, ObjectId, Timestamp, json_util
@@ -28,6 +33,13 @@ HASHABLE_IDS = (ObjectId, int, Int64, str, float, bool, datetime, Binary, bytes,
 # double, no collation (strings may have one). A count of such `_id`s on the other set is as exact as reading them.
 MATCHED_EXACTLY = frozenset({ObjectId, Binary, bytes, UUID, datetime})
 
+# Why the interlock kept a candidate: the other set lacks the `_id` (deleted there by the application, or not
+# yet there), holds it in another half (its key changed), or holds it with a key that routes nowhere.
+KeepReason = Literal["missing", "wrong-half", "bad-key"]
+KEEP_REASONS: tuple[KeepReason, ...] = ("missing", "wrong-half", "bad-key")
+KEEP_REASON_TEXT: dict[str, str] = {"missing": "missing on the other set", "wrong-half": "in the wrong half there",
+                                    "bad-key": "key not an integer there"}
+
 
 def id_key(value: Any) -> Hashable:
     """A hashable, type-exact key for an `_id` (1, 1.0 and Int64(1) are equal in Python, not in BSON). The
@@ -40,11 +52,15 @@ def id_key(value: Any) -> Hashable:
 @dataclass(frozen=True)
 class Examined:
     """One chunk: the next candidate `_id`s of the other half, split by the interlock into those the other set
-    holds (`allowed`) and those it does not (`kept`)."""
+    holds in that half (`allowed`) and those it keeps, by reason (`kept_by`)."""
 
     ids: list[Any]
     allowed: list[Any]
-    kept: list[Any]
+    kept_by: dict[KeepReason, list[Any]] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> list[Any]:
+        return [i for reason in KEEP_REASONS for i in self.kept_by.get(reason, [])]
 
 
 class ChunkScanner:
@@ -53,10 +69,12 @@ class ChunkScanner:
     as reading just before the delete: once the other set holds a document with majority, only the application
     can remove it there."""
 
-    def __init__(self, this: Collection, other: Collection, half: dict[str, Any], *, read_ahead: bool = True) -> None:
+    def __init__(self, this: Collection, other: Collection, half: dict[str, Any], unclaimed: dict[str, Any], *,
+                 read_ahead: bool = True) -> None:
         self.this = this
         self.other = other
         self.half = half
+        self.unclaimed = unclaimed
         self.read_ahead = read_ahead
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="cleanup-scan")
         self._ahead: tuple[tuple[Hashable, int], Future[Examined]] | None = None
@@ -82,17 +100,35 @@ class ChunkScanner:
             return None
 
     def examine(self, started: bool, last_id: Any, limit: int) -> Examined:
-        ids = self.candidates(started, last_id, limit)
+        return self.interlock(self.candidates(started, last_id, limit))
+
+    def interlock(self, ids: list[Any]) -> Examined:
+        """Which of `ids` the other set holds in the half (majority reads), and why it keeps the rest."""
         if not ids:
-            return Examined([], [], [])
+            return Examined([], [])
+        in_half = {"$and": [{"_id": {"$in": ids}}, self.half]}
         exact = all(type(i) in MATCHED_EXACTLY for i in ids)
-        if exact and self.other.count_documents({"_id": {"$in": ids}}) == len(ids):
-            return Examined(ids, ids, [])  # the usual case, without reading the `_id`s back
-        on_other = {id_key(d["_id"]) for d in self.other.find({"_id": {"$in": ids}}, {"_id": 1})}
-        allowed, kept = [], []
+        if exact and self.other.count_documents(in_half) == len(ids):
+            return Examined(ids, ids)  # the usual case, without reading the `_id`s back
+        held = self._ids_on_other(in_half)
+        allowed = [i for i in ids if id_key(i) in held]
+        rest = [i for i in ids if id_key(i) not in held]
+        return Examined(ids, allowed, self.reasons(rest)) if rest else Examined(ids, allowed)
+
+    def reasons(self, ids: list[Any]) -> dict[KeepReason, list[Any]]:
+        """Why the other set does not hold `ids` in the half: missing there, or there with a key of another half
+        or with no routable key (two more majority reads, only for the chunks that keep something)."""
+        present = self._ids_on_other({"_id": {"$in": ids}})
+        unclaimed = self._ids_on_other({"$and": [{"_id": {"$in": ids}}, self.unclaimed]})
+        kept: dict[KeepReason, list[Any]] = {}
         for i in ids:
-            (allowed if id_key(i) in on_other else kept).append(i)
-        return Examined(ids, allowed, kept)
+            key = id_key(i)
+            reason: KeepReason = "missing" if key not in present else "bad-key" if key in unclaimed else "wrong-half"
+            kept.setdefault(reason, []).append(i)
+        return kept
+
+    def _ids_on_other(self, query: dict[str, Any]) -> set[Hashable]:
+        return {id_key(d["_id"]) for d in self.other.find(query, {"_id": 1})}
 
     def candidates(self, started: bool, last_id: Any, limit: int) -> list[Any]:
         """The next `limit` `_id`s of the other half after `last_id`, in `_id` index order (all BSON types)."""

@@ -14,16 +14,15 @@ from types import FrameType
 from typing import Any
 
 from splitter.errors import LockHeld
+from splitter.store.files import StateFiles
 from splitter.store.lock import StateLock
-
-PAUSE_FILE = "cleanup.pause"
 
 
 class RunControl:
     """Pause and stop flags shared by the workers of one run; `wait` wakes early when a flag changes."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.pause_file = Path(state_dir) / PAUSE_FILE
+        self.pause_file = StateFiles(state_dir).pause
         self._signal_paused = False
         self._stop: str | None = None
         self._wake = threading.Event()
@@ -86,7 +85,7 @@ class CleanupLock(StateLock):
         except LockHeld as exc:
             pid, host = self.holder().get("pid", "?"), self.holder().get("host", "?")
             raise LockHeld(f"another cleanup is running: {exc.message}",
-                           hint=f"wait for it to finish, pause it (touch {self.path.parent / PAUSE_FILE}) "
+                           hint=f"wait for it to finish, pause it (touch {self.files.pause}) "
                                 f"or stop it (kill -TERM {pid} on {host})") from None
 
     def __enter__(self) -> CleanupLock:

@@ -1,4 +1,5 @@
-"""Pure throttling logic: given what was observed (clock, lag, pause, counters), go, wait or stop.
+"""Pure throttling logic: given what was observed (clock, lag, member health, write latency, pause, counters), go
+(at some pace), wait or stop, with a sentence that says why.
 
 Touches nothing: no clock, no database, no files. The worker observes, asks, and obeys.
 """
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from datetime import time as dtime
 from typing import Literal
 
+from splitter.cleanup.budget import Budget, LatencyStats, Pace, decide_pace
 from splitter.config import parse_duration
 
 WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -101,13 +103,19 @@ class Limits:
     sleep: float = 0.0
     duty_cycle: float | None = None
     window: Window | None = None
+    budget: Budget | None = None
     lag_poll: float = 2.0
     pause_poll: float = 1.0
 
     @property
+    def budgeted(self) -> bool:
+        return self.budget is not None and self.budget.enabled
+
+    @property
     def rests(self) -> bool:
-        """Whether the run rests between chunks (--sleep): it then does all its work inside the duty window."""
-        return bool(self.sleep or self.duty_cycle)
+        """Whether the run rests between chunks (--sleep, or a latency budget's pace): it then does all its work
+        inside the duty window, one batch at a time."""
+        return bool(self.sleep or self.duty_cycle or self.budgeted)
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,13 @@ class Observation:
     deleted: int
     lags: Mapping[str, float] = field(default_factory=dict)
     lag_error: str | None = None
+    unhealthy: Mapping[str, str] = field(default_factory=dict)  # secondary host -> its state (DOWN, ROLLBACK, ...)
     paused: str | None = None
     stop_requested: str | None = None
+    pace: Pace | None = None                 # the budget's current pace
+    latency: LatencyStats | None = None      # probes taken at that pace
+    baseline: LatencyStats | None = None     # probes taken while nothing was deleted
+    baseline_age: float = 0.0                # seconds since the baseline was measured
 
 
 Action = Literal["go", "wait", "stop"]
@@ -134,14 +147,15 @@ class Decision:
     reason: str = ""
     seconds: float = 0.0
     kind: str = ""
+    pace: Pace | None = None  # the pace to delete at from now on (None: as before)
 
     @classmethod
-    def go(cls) -> Decision:
-        return cls("go")
+    def go(cls, reason: str = "", kind: str = "", pace: Pace | None = None) -> Decision:
+        return cls("go", reason, 0.0, kind, pace)
 
     @classmethod
-    def wait(cls, reason: str, seconds: float, kind: str) -> Decision:
-        return cls("wait", reason, max(seconds, 0.0), kind)
+    def wait(cls, reason: str, seconds: float, kind: str, pace: Pace | None = None) -> Decision:
+        return cls("wait", reason, max(seconds, 0.0), kind, pace)
 
     @classmethod
     def stop(cls, reason: str, kind: str) -> Decision:
@@ -175,15 +189,44 @@ class Throttler:
         if obs.paused:
             return Decision.wait(f"paused: {obs.paused}", self._cap(lim.pause_poll, obs), "pause")
         if lim.max_lag is not None:
-            if obs.lag_error:
-                return Decision.wait(f"cannot read replication lag ({obs.lag_error}); waiting",
-                                     self._cap(lim.lag_poll, obs), "lag")
-            over = {host: lag for host, lag in obs.lags.items() if lag > lim.max_lag}
-            if over:
-                host, lag = max(over.items(), key=lambda item: item[1])
-                others = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
-                return Decision.wait(f"secondary {host}{others} lags {fmt_seconds(lag)}, more than --max-lag "
-                                     f"{fmt_seconds(lim.max_lag)}; waiting", self._cap(lim.lag_poll, obs), "lag")
+            lag = self._lag(obs, lim.max_lag)
+            if lag is not None:
+                return lag
+        if lim.budget is not None and lim.budget.enabled and obs.pace is not None:
+            return self._budget(lim.budget, obs)
+        return Decision.go()
+
+    def _lag(self, obs: Observation, max_lag: float) -> Decision | None:
+        """Wait while the lag cannot be read, a secondary is not healthy, or one lags more than --max-lag."""
+        poll = self._cap(self.limits.lag_poll, obs)
+        if obs.lag_error:
+            return Decision.wait(f"cannot read replication lag ({obs.lag_error}); waiting", poll, "lag")
+        if obs.unhealthy:
+            host, state = sorted(obs.unhealthy.items())[0]
+            others = f" (and {len(obs.unhealthy) - 1} more)" if len(obs.unhealthy) > 1 else ""
+            return Decision.wait(f"secondary {host}{others} is {state}, not a healthy SECONDARY: its lag is unknown, "
+                                 f"so --max-lag waits until it is back", poll, "health")
+        over = {host: lag for host, lag in obs.lags.items() if lag > max_lag}
+        if over:
+            host, lag = max(over.items(), key=lambda item: item[1])
+            others = f" (and {len(over) - 1} more)" if len(over) > 1 else ""
+            return Decision.wait(f"secondary {host}{others} lags {fmt_seconds(lag)}, more than --max-lag "
+                                 f"{fmt_seconds(max_lag)}; waiting", poll, "lag")
+        return None
+
+    def _budget(self, budget: Budget, obs: Observation) -> Decision:
+        """Measure a baseline first (and again every `recalibrate_every`), then keep to the budget's pace."""
+        assert obs.pace is not None
+        if obs.baseline is None or obs.baseline_age >= budget.recalibrate_every:
+            again = "again " if obs.baseline is not None else ""
+            return Decision.wait(f"measuring the write latency {again}without deletes for "
+                                 f"{fmt_seconds(budget.calibrate)} (the baseline of the latency budget)",
+                                 self._cap(budget.calibrate, obs), "calibrate")
+        paced = decide_pace(budget, obs.pace, obs.latency or LatencyStats(0), obs.baseline)
+        if paced.pause:
+            return Decision.wait(paced.reason, self._cap(paced.pause, obs), "latency", paced.pace)
+        if paced.changed:
+            return Decision.go(paced.reason, "latency", paced.pace)
         return Decision.go()
 
     def _cap(self, seconds: float, obs: Observation) -> float:
@@ -204,10 +247,11 @@ class Throttler:
             return batch_size
         return max(0, min(batch_size, self.limits.max_docs - deleted))
 
-    def rest_after(self, batch_seconds: float, now: datetime, elapsed: float) -> float:
-        """Pause after a batch: --sleep, or enough to keep the duty cycle; never past the limits."""
+    def rest_after(self, batch_seconds: float, now: datetime, elapsed: float, pace: Pace | None = None) -> float:
+        """Pause after a batch: --sleep, or enough to keep the duty cycle (the budget's pace when it has one);
+        never past the limits."""
         rest = self.limits.sleep
-        duty = self.limits.duty_cycle
+        duty = pace.duty if pace is not None and self.limits.budgeted else self.limits.duty_cycle
         if duty is not None and duty < 1:
             rest = max(rest, batch_seconds * (1 - duty) / duty)
         return min(rest, self.time_left(now, elapsed))

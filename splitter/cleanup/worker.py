@@ -1,15 +1,19 @@
 """Deletes, from one set, the documents of the other set's half, batch by batch along the `_id` index.
 
-Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus), the other set (counts or reads
-`_id`s for the interlock, read concern majority), and the position files under the state dir (not in a dry run).
+Touches: this set (finds, deletes with w:1 and w:"majority", replSetGetStatus, the latency probe's document), the
+other set (counts or reads `_id`s in its half for the interlock, read concern majority), and the position files
+under the state dir (not in a dry run).
 
 A chunk: the next `_id`s after the last examined one whose key routes to the other set; the other set is asked
-which of them it holds; only those are deleted (still filtered by the other half), as `parallel` batches at once,
-the last with w:"majority" (batches.py, which also examines the next chunk while this one is deleted). Unthrottled,
-the next chunk is deleted while up to OVERLAP_DEPTH earlier ones wait for their majority acknowledgement
-(pipeline.py). Before each send the position is saved with every unsettled chunk "in flight"; it moves past a chunk
-only once that chunk is durable. So a SIGKILL at any point loses nothing, skips nothing, and the rerun counts
-exactly: it counts which `_id`s in flight are gone and examines those chunks again.
+which of them it holds *in that half*; only those are deleted (still filtered by the other half), as `parallel`
+batches at once, the last with w:"majority" (batches.py, which also examines the next chunk while this one is
+deleted). Unthrottled, the next chunk is deleted while up to OVERLAP_DEPTH earlier ones wait for their majority
+acknowledgement (pipeline.py). Before each send the position is saved with every unsettled chunk "in flight"; it
+moves past a chunk only once that chunk is durable. So a SIGKILL at any point loses nothing, skips nothing, and the
+rerun counts exactly: it counts which `_id`s in flight are gone and examines those chunks again.
+
+Every decision comes from the Throttler (throttle.py, budget.py) on what the Observer saw; progress and decisions
+are events (cleanup.started / chunk / wait / done) on the bus.
 """
 
 from __future__ import annotations
@@ -18,27 +22,28 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pymongo import MongoClient
-from pymongo.collection import Collection
-from pymongo.errors import AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError
 from pymongo.read_concern import ReadConcern
 
 from splitter.cleanup.batches import ChunkDeleter, ChunkScanner
 from splitter.cleanup.control import RunControl
+from splitter.cleanup.observer import LagSource, LatencySource, Observer
+from splitter.cleanup.orphans import SETTLE_TIMEOUT, OrphanSweeper, Sweep
 from splitter.cleanup.pipeline import Flight, Pipeline, Walk
-from splitter.cleanup.progress import NullProgress, ProgressSink
-from splitter.cleanup.report import CollectionReport, SetReport
-from splitter.cleanup.throttle import Decision, Limits, Observation, Throttler
-from splitter.cluster.lag import LagReader, LagReading
+from splitter.cleanup.probe import LatencyProbe
+from splitter.cleanup.report import SetReport
+from splitter.cleanup.tally import Tally
+from splitter.cleanup.throttle import Decision, Limits, Throttler
+from splitter.cluster.lag import LagReader
 from splitter.errors import OperationalError
+from splitter.events import EventBus, EventType
+from splitter.retry import is_transient, retrying
 from splitter.routing import RoutedCollection, Routing
 from splitter.store.cleanup_position import FlightChunk, Position, PositionStore
 
-TRANSIENT = (AutoReconnect, ConnectionFailure, NotPrimaryError, WTimeoutError)
 MAX_TRANSIENT = 10
-TRANSIENT_PAUSE = 2.0
 # Chunks whose majority batch may still wait while the next chunk is deleted: measured, 2 keeps the primary busy
 # while its secondary applies the oplog (1 leaves it idle part of each wait); unthrottled runs only.
 OVERLAP_DEPTH = 2
@@ -46,19 +51,19 @@ OVERLAP_DEPTH = 2
 DEFAULT_BATCH_SIZE = 1000
 
 
-class LagSource(Protocol):
-    def read(self) -> LagReading: ...
-
-
 class CleanupWorker:
     """One set's cleanup run; `run()` returns its SetReport. Only waits as the Throttler decides. A chunk is
-    `parallel` batches of `batch_size` deleted at once; the throttler rests after each chunk."""
+    `parallel` batches of `batch_size` deleted at once (under a latency budget, of the budget's batch size); the
+    throttler rests after each chunk. `remove_orphans`: once every walk is done, one more pass deletes the
+    documents the owner has deleted (orphans.py)."""
 
     def __init__(self, *, routing: Routing, set_name: str, this: MongoClient, other: MongoClient,
                  state_dir: Path, other_set: str | None = None, limits: Limits | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, parallel: int = 4,
-                 dry_run: bool = False, control: RunControl | None = None, progress: ProgressSink | None = None,
-                 lag_reader: LagSource | None = None, clock: Callable[[], datetime] = datetime.now,
+                 batch_size: int = DEFAULT_BATCH_SIZE, parallel: int = 4, dry_run: bool = False,
+                 remove_orphans: bool = False, orphan_settle_timeout: float = SETTLE_TIMEOUT,
+                 exact_counts: bool = False, control: RunControl | None = None,
+                 events: EventBus | None = None, lag_reader: LagSource | None = None,
+                 probe: LatencySource | None = None, clock: Callable[[], datetime] = datetime.now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.routing = routing
         self.set_name = set_name
@@ -72,16 +77,26 @@ class CleanupWorker:
         self.other = other
         self.throttler = Throttler(limits or Limits())
         self.dry_run = dry_run
+        self.remove_orphans = remove_orphans
+        self.orphan_settle_timeout = orphan_settle_timeout
         self.deleter = ChunkDeleter(batch_size, parallel, overlap=self.overlaps, overlap_depth=OVERLAP_DEPTH)
         self.positions = PositionStore(state_dir, set_name, persist=not dry_run)
         self.control = control or RunControl(state_dir)
-        self.progress: ProgressSink = progress or NullProgress()
-        self.lag = lag_reader or LagReader(this)
+        self.events = events or EventBus()
+        self.observer = Observer(self.throttler.limits, self.control, lag_reader or LagReader(this),
+                                 probe or LatencyProbe(this, set_name), active=not dry_run, clock=clock,
+                                 monotonic=monotonic)
         self.clock = clock
         self.monotonic = monotonic
-        self.report = SetReport(set_name, self.other_set, dry_run=dry_run)
+        self.tally = Tally(SetReport(set_name, self.other_set, dry_run=dry_run), this, routing, self.other_set,
+                           exact=exact_counts)
         self._deleted = 0
         self._started = 0.0
+        self._last_wait = ""
+
+    @property
+    def report(self) -> SetReport:
+        return self.tally.report
 
     @property
     def overlaps(self) -> bool:
@@ -103,7 +118,8 @@ class CleanupWorker:
 
     def run(self) -> SetReport:
         try:
-            return self._run()
+            with self.observer:
+                return self._run()
         finally:
             self.deleter.close()
 
@@ -111,13 +127,16 @@ class CleanupWorker:
         self._started = self.monotonic()
         opening = self.throttler.opening(self.clock())
         if opening.action == "stop":
-            return self._finish(opening, [])
+            return self._finish(opening, [], {})
         routed = self._retrying(self.routed_collections)
         positions = {c.namespace: self.positions.load(c.namespace) for c in routed}
         if not self.dry_run:
             for c in routed:
                 self._retrying(lambda c=c: self._recover(c, positions[c.namespace]))
-        self.progress.start(self.set_name, self._retrying(lambda: self._expected(routed, positions)))
+        expected = self._retrying(lambda: self.tally.expected(routed, positions, self.throttler.limits.max_docs))
+        self.events.emit(EventType.CLEANUP_STARTED, f"{self.set_name}: about {expected} documents of "
+                         f"{self.other_set}'s half to delete", set=self.set_name, other_set=self.other_set,
+                         expected=expected, dry_run=self.dry_run)
         stop: Decision | None = None
         for c in routed:
             if positions[c.namespace].done:
@@ -125,16 +144,21 @@ class CleanupWorker:
             stop = self._walk(c, positions[c.namespace])
             if stop is not None:
                 break
+        if stop is None and self.remove_orphans:
+            stop = self._sweep_orphans(routed, positions)
         return self._finish(stop or Decision.stop("every routed collection was walked to the end", "done"),
                             routed, positions)
 
     # -- the walk -------------------------------------------------------------------------------------
-    def _walk(self, routed: RoutedCollection, pos: Position) -> Decision | None:
+    def _scanner(self, routed: RoutedCollection, *, read_ahead: bool) -> ChunkScanner:
         coll = self.this[routed.database][routed.collection]
         other = self.other[routed.database].get_collection(routed.collection, read_concern=ReadConcern("majority"))
-        half = self.routing.half_filter(routed.key, self.other_set)
-        walk = Walk(coll, half, pos, ChunkScanner(coll, other, half, read_ahead=not self.throttler.limits.rests),
-                    Pipeline(OVERLAP_DEPTH if self.overlaps else 0))
+        return ChunkScanner(coll, other, self.routing.half_filter(routed.key, self.other_set),
+                            self.routing.unclaimed_filter(routed.key), read_ahead=read_ahead)
+
+    def _walk(self, routed: RoutedCollection, pos: Position) -> Decision | None:
+        scanner = self._scanner(routed, read_ahead=not self.throttler.limits.rests)
+        walk = Walk(scanner.this, scanner.half, pos, scanner, Pipeline(OVERLAP_DEPTH if self.overlaps else 0))
         try:
             while True:
                 decision = self._await_go(walk)
@@ -144,7 +168,8 @@ class CleanupWorker:
                 more = self._retrying(lambda: self._chunk(walk))
                 if not more:
                     return None
-                rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed())
+                rest = self.throttler.rest_after(self.monotonic() - started, self.clock(), self._elapsed(),
+                                                 self.observer.pace)
                 self.control.wait(rest)
         finally:
             walk.pipeline.abandon()
@@ -186,13 +211,17 @@ class CleanupWorker:
         pos.started, pos.last_id = True, flight.examined.ids[-1]
         pos.in_flight = walk.pipeline.in_flight()
         pos.deleted += deleted
-        pos.note_kept(flight.examined.kept)
+        for reason, ids in flight.examined.kept_by.items():
+            pos.note_kept(reason, ids)
         pos.batches += 1
-        rep = self._collection_report(walk.coll.full_name)
-        rep.deleted += deleted
-        rep.kept_by_interlock += len(flight.examined.kept)
+        kept = self.tally.chunk(walk.coll.full_name, deleted, flight.examined.kept_by)
         self._deleted += deleted
-        self.progress.advance(self.set_name, deleted)
+        pace = self.observer.pace
+        self.events.emit(EventType.CLEANUP_CHUNK, f"{self.set_name}: {walk.coll.full_name}: "
+                         f"{'would delete' if self.dry_run else 'deleted'} {deleted}, kept {kept} "
+                         f"({self._deleted} this run)", set=self.set_name, namespace=walk.coll.full_name,
+                         deleted=deleted, kept=kept, deleted_run=self._deleted,
+                         throttle=str(pace) if pace is not None else None)
 
     def _settle_all(self, walk: Walk) -> None:
         """Waits until every chunk sent is durable and saves the position past them."""
@@ -216,7 +245,7 @@ class CleanupWorker:
             coll = self.this[routed.database][routed.collection]
             self._recover_batch(coll, self.routing.half_filter(routed.key, self.other_set), pos)
 
-    def _recover_batch(self, coll: Collection, half: dict[str, Any], pos: Position) -> None:
+    def _recover_batch(self, coll: Any, half: dict[str, Any], pos: Position) -> None:
         """Chunks were interrupted between their deletes and their record: count what they deleted, keep the
         position (those chunks are examined again)."""
         assert pos.in_flight is not None
@@ -225,89 +254,105 @@ class CleanupWorker:
         pos.in_flight = None
         self.positions.save(pos)
 
+    # -- orphans --------------------------------------------------------------------------------------
+    def _sweep_orphans(self, routed: list[RoutedCollection], positions: dict[str, Position]) -> Decision | None:
+        """One pass per walked collection over what the walk kept; stops where the throttler says stop."""
+        for c in routed:
+            if positions[c.namespace].done:
+                stop = self._sweep(c, positions[c.namespace])
+                if stop is not None:
+                    return stop
+        return None
+
+    def _sweep(self, routed: RoutedCollection, pos: Position) -> Decision | None:
+        scanner = self._scanner(routed, read_ahead=False)
+        sweeper = OrphanSweeper(scanner, self.deleter, self.other, self.other_set, dry_run=self.dry_run,
+                                sleep=self.control.wait, monotonic=self.monotonic,
+                                timeout=self.orphan_settle_timeout)
+        sweep, started, last = Sweep(), False, None
+        try:
+            while True:
+                ids = self._retrying(scanner.candidates, started, last, self.deleter.chunk_size)
+                if not ids:
+                    return None
+                decision = self._await_go(None)
+                if decision is not None:
+                    return decision
+                self._retrying(sweeper.sweep_chunk, ids, sweep)
+                started, last = True, ids[-1]
+        finally:
+            scanner.close()
+            pos.deleted += sweep.deleted
+            pos.orphans_removed += 0 if self.dry_run else sweep.removed
+            self.positions.save(pos)
+            self._deleted += sweep.deleted + sweep.removed
+            self.tally.sweep(routed.namespace, sweep)
+
     # -- throttling -----------------------------------------------------------------------------------
     def _elapsed(self) -> float:
         return self.monotonic() - self._started
 
-    def _observe(self) -> Observation:
-        reading = LagReading()
-        if self.throttler.limits.max_lag is not None and not self.dry_run:
-            reading = self.lag.read()
-        return Observation(now=self.clock(), elapsed=self._elapsed(), deleted=self._deleted, lags=reading.lags,
-                           lag_error=reading.error, paused=self.control.paused(),
-                           stop_requested=self.control.stop_requested)
-
-    def _await_go(self, walk: Walk) -> Decision | None:
+    def _await_go(self, walk: Walk | None) -> Decision | None:
         """Waits while the throttler says wait, with every chunk sent settled first; returns its stop decision,
         or None to go."""
-        waited = False
         while True:
-            decision = self.throttler.decide(self._observe())
+            decision = self.throttler.decide(self.observer.observe(self._elapsed(), self._deleted))
+            if self.observer.adopt(decision) and decision.action == "go":
+                self._note_wait(decision)  # slowed down or sped up by the latency budget
             if decision.action == "go":
-                if waited:
-                    self.progress.status(self.set_name, "deleting")
+                self._last_wait = ""
+                if self.observer.pace is not None:
+                    self.deleter.batch_size = self.observer.pace.batch
                 return None
-            self._retrying(lambda: self._settle_all(walk))
+            if walk is not None:
+                self._retrying(lambda: self._settle_all(walk))
             if decision.action == "stop":
                 return decision
-            waited = True
-            self.progress.status(self.set_name, decision.reason)
-            self.report.last_wait = decision.reason
+            self._note_wait(decision)
             began = self.monotonic()
             self.control.wait(decision.seconds)
+            if decision.kind == "calibrate":
+                self.observer.calibrated(began)
             self.report.waits[decision.kind] = self.report.waits.get(decision.kind, 0.0) + self.monotonic() - began
 
-    def _retrying(self, action: Callable[[], Any]) -> Any:
-        failures = 0
-        while True:
-            try:
-                return action()
-            except TRANSIENT as exc:
-                failures += 1
-                if failures >= MAX_TRANSIENT:
-                    raise OperationalError(f"cleanup of {self.set_name}: {failures} transient errors in a row, "
-                                           f"last: {exc}", hint="check the set's health; the position is "
-                                           "saved, rerun the same command to continue") from exc
-                self.progress.status(self.set_name, f"transient error ({type(exc).__name__}); retrying")
-                self.control.wait(TRANSIENT_PAUSE)
+    def _note_wait(self, decision: Decision) -> None:
+        """A wait (or a change of pace) becomes an event when its reason is new."""
+        if decision.reason == self._last_wait:
+            return
+        self._last_wait = decision.reason
+        if decision.action == "wait":
+            self.report.last_wait = decision.reason
+        pace = decision.pace or self.observer.pace
+        self.events.emit(EventType.CLEANUP_WAIT, f"{self.set_name}: {decision.reason}",
+                         level="debug" if decision.action == "go" and "speeding up" in decision.reason else "info",
+                         set=self.set_name, reason=decision.reason, kind=decision.kind, seconds=decision.seconds,
+                         action=decision.action, throttle=str(pace) if pace is not None else None)
+
+    def _retrying(self, action: Callable[..., Any], *args: Any) -> Any:
+        """Runs `action(*args)`, again after transient errors (elections, network), each reported as a retry
+        event."""
+        retry = retrying(f"cleanup of {self.set_name}", events=self.events, attempts=MAX_TRANSIENT, wait_min=0.5,
+                         wait_max=4.0, sleep=self.control.wait)
+        try:
+            return retry(action, *args)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise OperationalError(f"cleanup of {self.set_name}: {MAX_TRANSIENT} transient errors in a row, last: "
+                                   f"{exc}", hint="check the set's health; the position is saved, rerun the same "
+                                   "command to continue") from exc
 
     # -- report ---------------------------------------------------------------------------------------
-    def _collection_report(self, namespace: str) -> CollectionReport:
-        for rep in self.report.collections:
-            if rep.namespace == namespace:
-                return rep
-        rep = CollectionReport(namespace)
-        self.report.collections.append(rep)
-        return rep
-
-    def _expected(self, routed: list[RoutedCollection], positions: dict[str, Position]) -> int:
-        """About how many documents this run will delete (for the bar and its ETA): the collections' document
-        counts from their metadata, split by the modulus, less what earlier runs deleted. Counting the half
-        exactly would read every document once more before the first delete."""
-        total = 0
-        for c in routed:
-            pos = positions[c.namespace]
-            if not pos.done:
-                now = self.this[c.database][c.collection].estimated_document_count()
-                # the other half was about 1/modulus of the documents before earlier runs deleted some of it
-                total += max((now + pos.deleted) // self.routing.modulus - pos.deleted - pos.kept_by_interlock, 0)
-        limit = self.throttler.limits.max_docs
-        return min(total, limit) if limit is not None else total
-
-    def _finish(self, stop: Decision, routed: list[RoutedCollection],
-                positions: dict[str, Position] | None = None) -> SetReport:
+    def _finish(self, stop: Decision, routed: list[RoutedCollection], positions: dict[str, Position]) -> SetReport:
         self.report.stop_kind, self.report.stop_reason = stop.kind, stop.reason
         for c in routed:
-            pos = (positions or {})[c.namespace]
-            rep = self._collection_report(c.namespace)
-            coll = self.this[c.database][c.collection]
-            rep.remaining = self._retrying(
-                lambda coll=coll, c=c: coll.count_documents(self.routing.half_filter(c.key, self.other_set)))
-            rep.bad_keys = self._retrying(lambda coll=coll, c=c: coll.count_documents(
-                self.routing.unclaimed_filter(c.key)))
-            rep.deleted_total, rep.kept_total, rep.kept_sample = pos.deleted, pos.kept_by_interlock, pos.kept_sample
-            rep.done = pos.done
+            self._retrying(lambda c=c: self.tally.finish(c, positions[c.namespace]))
         self.report.collections.sort(key=lambda r: r.namespace)
         self.report.elapsed = self._elapsed()
-        self.progress.status(self.set_name, stop.reason)
-        return self.report
+        report = self.report
+        self.events.emit(EventType.CLEANUP_DONE, f"{self.set_name}: {stop.reason}", set=self.set_name,
+                         other_set=self.other_set, deleted=report.total("deleted"),
+                         kept=report.total("kept_by_interlock"), kept_by=report.kept_by(),
+                         orphans_removed=report.total("orphans_removed"), stopped=stop.kind, reason=stop.reason,
+                         done=report.done, dry_run=self.dry_run)
+        return report

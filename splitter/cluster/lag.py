@@ -5,6 +5,10 @@ A secondary's lag is how long the oldest write it has not applied has been waiti
 optimeDate difference this does not jump to "time since the previous write" after every sparse write, and an
 fsyncLocked secondary shows a lag that grows with the clock. Without read access to local.oplog.rs it falls
 back to the optimeDate difference.
+
+Members that are not a healthy PRIMARY, SECONDARY or ARBITER (DOWN, RECOVERING, ROLLBACK, STARTUP2, unreachable)
+have no meaningful lag: they are listed in `unhealthy` with their state, for callers that must not treat them as
+"not lagging".
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+HEALTHY = ("PRIMARY", "SECONDARY", "ARBITER")
+
 
 @dataclass(frozen=True)
 class LagReading:
@@ -23,6 +29,7 @@ class LagReading:
 
     lags: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    unhealthy: dict[str, str] = field(default_factory=dict)  # host -> state, e.g. "DOWN", "ROLLBACK"
 
     @property
     def worst(self) -> float:
@@ -54,14 +61,21 @@ class LagReader:
             return LagReading(error="the set has no primary")
         now = status["date"].replace(tzinfo=None)
         lags: dict[str, float] = {}
+        unhealthy: dict[str, str] = {}
         for member in members:
-            if member.get("stateStr") != "SECONDARY" or not member.get("health", 1):
+            state = member.get("stateStr", "UNKNOWN")
+            if not member.get("health", 1):
+                unhealthy[member["name"]] = "unreachable" if state.startswith("(") else f"{state} (unreachable)"
+                continue
+            if state not in HEALTHY:
+                unhealthy[member["name"]] = state
+            if state != "SECONDARY":
                 continue
             try:
                 lags[member["name"]] = self._lag(member, primary, now)
             except PyMongoError as exc:
                 return LagReading(error=f"reading the oplog failed: {exc}")
-        return LagReading(lags)
+        return LagReading(lags, unhealthy=unhealthy)
 
     def _lag(self, member: dict[str, Any], primary: dict[str, Any], now: datetime) -> float:
         ts = member["optime"]["ts"]

@@ -25,8 +25,10 @@ from bson.json_util import CANONICAL_JSON_OPTIONS
 from splitter.store.atomic import atomic_write_json, now_iso
 from splitter.store.files import StateFiles, ensure_private_dir
 
-POSITION_FORMAT = 1
+POSITION_FORMAT = 2
 KEPT_SAMPLE = 20
+# Before format 2 the interlock kept a document only when its `_id` was missing on the other set.
+EARLIER_KEEP_REASON = "missing"
 
 
 def encode_id(value: Any) -> Any:
@@ -94,7 +96,9 @@ class InFlight:
 
 @dataclass
 class Position:
-    """Progress of one namespace on one set. `last_id` is only meaningful when `started`."""
+    """Progress of one namespace on one set. `last_id` is only meaningful when `started`. `kept` counts what the
+    walk's interlock kept, by reason (see cleanup/batches.py), with a sample of `_id`s each; `orphans_removed`
+    what `--remove-orphans` deleted since."""
 
     set_name: str
     namespace: str
@@ -102,24 +106,34 @@ class Position:
     last_id: Any = None
     done: bool = False
     deleted: int = 0
-    kept_by_interlock: int = 0
-    kept_sample: list[Any] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)
+    kept_samples: dict[str, list[Any]] = field(default_factory=dict)
+    orphans_removed: int = 0
     batches: int = 0
     in_flight: InFlight | None = None
     updated: str = ""
 
-    def note_kept(self, ids: list[Any]) -> None:
-        self.kept_by_interlock += len(ids)
-        room = KEPT_SAMPLE - len(self.kept_sample)
-        if room > 0:
-            self.kept_sample.extend(ids[:room])
+    @property
+    def kept_by_interlock(self) -> int:
+        return sum(self.kept.values())
+
+    @property
+    def kept_sample(self) -> list[Any]:
+        return [i for sample in self.kept_samples.values() for i in sample][:KEPT_SAMPLE]
+
+    def note_kept(self, reason: str, ids: list[Any]) -> None:
+        if not ids:
+            return
+        self.kept[reason] = self.kept.get(reason, 0) + len(ids)
+        sample = self.kept_samples.setdefault(reason, [])
+        sample.extend(ids[:max(KEPT_SAMPLE - len(sample), 0)])
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies every `_id` of the chunk in flight, on every save.
         doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc["format"] = POSITION_FORMAT
         doc["last_id"] = encode_id(self.last_id)
-        doc["kept_sample"] = [encode_id(i) for i in self.kept_sample]
+        doc["kept_samples"] = {reason: [encode_id(i) for i in ids] for reason, ids in self.kept_samples.items()}
         if self.in_flight is not None:
             doc["in_flight"] = self.in_flight.to_json()
         return doc
@@ -127,12 +141,16 @@ class Position:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Position:
         flight = doc.get("in_flight")
+        kept = {str(k): int(v) for k, v in doc.get("kept", {}).items()}
+        samples = {str(k): [decode_id(i) for i in v] for k, v in doc.get("kept_samples", {}).items()}
+        if "kept_by_interlock" in doc:  # format 1
+            kept = {EARLIER_KEEP_REASON: int(doc["kept_by_interlock"])} if doc["kept_by_interlock"] else {}
+            samples = {EARLIER_KEEP_REASON: [decode_id(i) for i in doc.get("kept_sample", [])]} if kept else {}
         return cls(
             set_name=doc["set_name"], namespace=doc["namespace"], started=bool(doc.get("started")),
             last_id=decode_id(doc.get("last_id")), done=bool(doc.get("done")), deleted=int(doc.get("deleted", 0)),
-            kept_by_interlock=int(doc.get("kept_by_interlock", 0)),
-            kept_sample=[decode_id(i) for i in doc.get("kept_sample", [])], batches=int(doc.get("batches", 0)),
-            in_flight=InFlight.from_json(flight) if flight else None,
+            kept=kept, kept_samples=samples, orphans_removed=int(doc.get("orphans_removed", 0)),
+            batches=int(doc.get("batches", 0)), in_flight=InFlight.from_json(flight) if flight else None,
             updated=str(doc.get("updated", "")),
         )
 
