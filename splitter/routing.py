@@ -52,8 +52,6 @@ class Routing(BaseModel):
     @classmethod
     def _short_form(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("remainders") is not None:
-            if data.get("owners"):
-                raise ValueError("give either owners (residue -> set) or remainders (set -> residue), not both")
             remainders = data["remainders"]
             if not isinstance(remainders, dict):
                 raise ValueError("remainders must map each set name to the residue it keeps")
@@ -64,6 +62,10 @@ class Routing(BaseModel):
                 if residue in by_residue:
                     raise ValueError(f"remainders give residue {residue} to both {by_residue[residue]} and {name}")
                 by_residue[residue] = name
+            # A dumped model carries both forms; they must then agree (an operator gives one or the other).
+            given = data.get("owners")
+            if given and {int(k): v for k, v in given.items()} != by_residue:
+                raise ValueError("give either owners (residue -> set) or remainders (set -> residue), not both")
             data = {**data, "owners": by_residue}
         return data
 

@@ -117,7 +117,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("remainders-stranger", lambda c, i, t: c["routing"].pop("owners") and c["routing"].update(
         remainders={"rs1": 0, "rsX": 1}), "neither source.name (rs1) nor target.name (rs2)"),
     ("state-dir-is-a-file", _state_dir_file, "exists and is not a directory"),
-    ("remainders-and-owners", _set("routing.remainders", {"rs1": 0, "rs2": 1}), "not both"),
+    ("remainders-and-owners", _set("routing.remainders", {"rs1": 1, "rs2": 0}), "not both"),
     ("modulus-one", _set("routing.modulus", 1), "routing.modulus"),
     ("routing-no-databases", _set("routing.databases", {}), "routing.databases"),
     ("collection-without-db", _set("routing.collections", {"events": "user_id"}), "database.collection"),
@@ -129,7 +129,9 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("inventory-var-missing", _inv("node3", "mongod_port", DELETE), "node3 lacks mongod_port"),
     ("inventory-bad-manager", _inv("node2", "mongod_manager", "upstart"), "mongod_manager is 'upstart'"),
     ("inventory-port-mismatch", _inv("node4", "mongod_port", 1), "inventory says mongod_port 1"),
-    ("wrong-set-name", _set("source.name", "rsX"), "set named 'rs1', split.yaml says source.name 'rsX'"),
+    ("wrong-set-name", lambda c, i, t: (_set("source.name", "rsX")(c, i, t),
+                                       _set("routing.owners", {0: "rsX", 1: "rs2"})(c, i, t)),
+     "set named 'rs1', split.yaml says source.name 'rsX'"),
     ("host-not-a-member", _member_port("node4", lambda p: p + 3), "differ from split.yaml"),
     ("unreachable-hosts", lambda c, i, t: [_member_port(n, lambda p: p + 7)(c, i, t)
                                            for n in ("node1", "node2", "node3", "node4")], "no member of rs1"),

@@ -314,7 +314,7 @@ class FakeTarget:
 
     def __getitem__(self, db: str) -> Any:
         def get_collection(coll: str, write_concern: Any = None) -> Any:
-            def bulk_write(ops: list[Any], ordered: bool = True) -> Any:
+            def bulk_write(ops: list[Any], ordered: bool = True, **_options: Any) -> Any:
                 self.writes.append((f"{db}.{coll}", list(ops)))
                 return SimpleNamespace(deleted_count=0)
             return SimpleNamespace(bulk_write=bulk_write)

@@ -101,7 +101,7 @@ def _mid_cutover(state_dir: Path) -> None:
         rate_per_second=340.5, counters={**dict.fromkeys(catchup_position.COUNTERS, 0), "events": 900,
                                          "applied": 850}))
     cleanup_position.PositionStore(state_dir, "rs1").save(cleanup_position.Position(
-        "rs1", "app.users", started=True, deleted=1234, kept_by_interlock=5))
+        "rs1", "app.users", started=True, deleted=1234, kept={"missing on the other set": 5}))
     files.pause.touch()
 
 

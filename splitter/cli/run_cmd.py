@@ -11,14 +11,15 @@ import click
 
 from splitter.cli.output import config_option, console, console_bus, say
 from splitter.config import load_config
-from splitter.engine.gates import GATE_IDS, GateKeeper
+from splitter.engine.gates import GATE_IDS, GateKeeper, confirm_refusal
 from splitter.engine.plan import build_plan
 from splitter.engine.rollback import Rollback, rollback_refusal
 from splitter.engine.runner import Runner
 from splitter.engine.session import open_session, pin_routing
-from splitter.errors import OperationalError
+from splitter.errors import BadInput, OperationalError
 from splitter.steps.base import Step
 from splitter.steps.registry import STEP_IDS, all_steps
+from splitter.store.checkpoint import StateStore
 from splitter.store.files import StateFiles
 from splitter.store.gatefiles import write_confirmation
 from splitter.store.lock import StateLock
@@ -77,9 +78,14 @@ def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> Non
 @config_option
 @click.argument("gate", type=click.Choice(GATE_IDS))
 def confirm(config_path: Path, gate: str) -> None:
-    """Tell a waiting `splitter run` that the application change for GATE is deployed."""
+    """Tell a waiting `splitter run` that the application change for GATE is deployed (refused unless that gate
+    is waiting now)."""
     config = load_config(config_path)
     files = StateFiles(config.state_path)
+    refusal = confirm_refusal(StateStore(files).load(), StateLock(config.state_path).held(), gate)
+    if refusal:
+        raise BadInput(f"confirm {gate} refused: {refusal}; nothing was written",
+                       hint=f"`splitter status -c {config_path}` shows what is waiting")
     write_confirmation(files, gate, by=f"{getpass.getuser()}@{socket.gethostname()}")
     console.print(f"gate {gate} confirmed ({files.gate_confirmation(gate)})")
 

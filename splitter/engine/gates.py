@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 from splitter.config import Gate, parse_duration
 from splitter.events import EventType
@@ -12,9 +13,26 @@ from splitter.steps.base import GateSpec
 from splitter.steps.context import StepContext
 from splitter.store import gatefiles
 from splitter.store.atomic import now_iso
+from splitter.store.checkpoint import RunState
 from splitter.store.records import GatePass
 
 GATE_IDS = ("deploy-client-v1", "deploy-client-v2")
+
+
+def confirm_refusal(state: RunState, run_holder: dict[str, Any] | None, gate_id: str) -> str | None:
+    """Why `splitter confirm GATE` must not be taken now, or None. A confirmation is only accepted while a live
+    `splitter run` waits at that very gate (gh-ost refuses `unpostpone` unless it is postponing): a stray one
+    would otherwise let a later run pass the gate at once."""
+    if gate_id in state.gates:
+        return f"gate {gate_id} was already passed ({state.gates[gate_id].by} at {state.gates[gate_id].at})"
+    if run_holder is None:
+        waiting = f"; the last run stopped while waiting at {state.waiting_gate}" if state.waiting_gate else ""
+        return f"no `splitter run` is running for this state dir{waiting}, so no gate is waiting"
+    if state.waiting_gate is None:
+        return f"`splitter run` (pid {run_holder.get('pid', '?')}) is not waiting at a gate now"
+    if state.waiting_gate != gate_id:
+        return f"`splitter run` is waiting at {state.waiting_gate}, not at {gate_id}"
+    return None
 
 
 class GateKeeper:

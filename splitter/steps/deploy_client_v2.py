@@ -56,7 +56,7 @@ class DeployClientV2(Step):
             raise self.fail(f"verification failed, the gate stays open: {report.summary()}",
                             hint=f"investigate with `splitter verify -c {ctx.config.config_path}`; "
                                  f"`splitter run` waits at the gate again with the catch-up running")
-        ctx.state.cutover = CutoverRecord(state="final", epoch=1, owner=ctx.target_name)
+        ctx.state.cutover = CutoverRecord(state="final", epoch=1, owner=ctx.target_name, verified=True)
         ctx.save()
 
     def verify(self, ctx: StepContext) -> None:
