@@ -26,6 +26,12 @@ class OperationalError(SplitterError):
     exit_code = 1
 
 
+class HalvesDiffer(OperationalError):
+    """`verify` read everything and found differences (exit 3), as opposed to could not check (exit 1)."""
+
+    exit_code = 3
+
+
 class RetryableError(OperationalError):
     """A transient condition (election in progress, node restarting). Bounded retries may clear it."""
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from splitter.cli.output import config_option
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config
-from splitter.errors import BadInput, OperationalError
+from splitter.errors import BadInput, HalvesDiffer, OperationalError
 from splitter.verify.compare import compare_sets
 from splitter.verify.report import VerifyReport, id_to_text
 
@@ -102,8 +102,9 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
 
     \b
     Reads only, from secondaries when there are any. Usable any time after
-    start-arbiter-rs2. Exit 0 when every compared half matches, 1 otherwise (the
-    message names the differing collections and _ids), 2 for bad input.
+    start-arbiter-rs2. Exit 0 when every compared half matches, 3 when halves
+    differ (the message names the differing collections and _ids), 1 when it
+    could not check (a set unreachable, a read failed), 2 for bad input.
     Documents whose key is missing or not an integer are counted, never compared.
     """
     config = load_config(config_path)
@@ -122,7 +123,7 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
     else:
         console.print(render(report))
     if not report.ok:
-        raise OperationalError(f"verify: halves differ between {config.source.name} and {config.target.name}:\n"
+        raise HalvesDiffer(f"verify: halves differ between {config.source.name} and {config.target.name}:\n"
                                + report.summary(),
                                hint="if writes are still being caught up, wait and run verify again")
     if not as_json:
