@@ -208,3 +208,78 @@ def test_compare_sets_finds_missing_extra_and_different(pair: tuple[Lab, MongoCl
     assert "app.users (rs2's half)" in result.exception.message and "_id 11" in result.exception.message
     result = CliRunner().invoke(verify_cmd.verify, ["-c", str(lab.layout.config_path), "--half", "rs2"])
     assert "NO" in result.stdout and "str-id" in result.stdout
+
+
+# -- a verify that was killed resumes without reading finished ranges again ------------------------------
+SLOW_CHILD = """
+import json, sys, time
+from pathlib import Path
+from pymongo import MongoClient
+from splitter.routing import Routing
+from splitter.store.files import StateFiles
+from splitter.store.verify_progress import VerifyProgress
+from splitter.verify import compare as compare_module
+args = json.loads(sys.argv[1])
+real = compare_module._hash_range
+def slow(coll, query, hint):  # slow enough to be killed halfway
+    time.sleep(0.05)
+    return real(coll, query, hint)
+compare_module._hash_range = slow
+resume = VerifyProgress.open(StateFiles(Path(args["state"])), ["rs1", "rs2"], 200)
+compare_module.compare_sets(MongoClient(args["source"]), MongoClient(args["target"]), Routing(**args["routing"]),
+                            ["rs1", "rs2"], workers=1, range_docs=200, resume=resume)
+"""
+
+
+def _uri(client: MongoClient) -> str:
+    client.admin.command("ping")
+    return "mongodb://" + ",".join(f"{h}:{p}" for h, p in sorted(client.nodes)) + "/?replicaSet=rs1"
+
+
+@pytest.mark.mongod
+def test_verify_killed_halfway_resumes_without_rereading_finished_ranges(
+        pair: tuple[Lab, MongoClient, MongoClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import time
+
+    from splitter.store.files import StateFiles
+    from splitter.store.verify_progress import VerifyProgress
+    from splitter.verify import compare as compare_module
+
+    _lab, source, target = pair
+    files = StateFiles(tmp_path / "state")
+    args = {"source": _uri(source), "target": _uri(target), "routing": ROUTING.model_dump(),
+            "state": str(files.root)}
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD, json.dumps(args)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(VerifyProgress.open(files, ["rs1", "rs2"], 200).done) < 20:
+            assert child.poll() is None and time.monotonic() < deadline, "the child verify ended or stalled"
+            time.sleep(0.2)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    saved = VerifyProgress.open(files, ["rs1", "rs2"], 200)
+    finished = set(saved.done)
+    total = sum(len(ranges) for ranges in saved.plans.values()) * 2  # two halves
+    assert 20 <= len(finished) < total, (len(finished), total)
+
+    read: list[dict] = []
+    real = compare_module._hash_range
+
+    def counting(coll, query, hint):  # type: ignore[no-untyped-def]
+        read.append(query)
+        return real(coll, query, hint)
+
+    monkeypatch.setattr(compare_module, "_hash_range", counting)
+    resumed = compare_sets(source, target, ROUTING, ["rs1", "rs2"], workers=2, range_docs=200, resume=saved)
+    assert len(read) == 2 * (total - len(finished)), "a finished range was read again (or one was skipped)"
+    fresh = compare_sets(source, target, ROUTING, ["rs1", "rs2"], workers=2, range_docs=200)
+    assert resumed.ok and fresh.ok
+    assert [(r.namespace, r.half, r.count_source, r.hash_source, r.count_target, r.hash_target)
+            for r in resumed.results] == [(r.namespace, r.half, r.count_source, r.hash_source, r.count_target,
+                                           r.hash_target) for r in fresh.results]
+    saved.finish()
+    assert not VerifyProgress.open(files, ["rs1", "rs2"], 200).done

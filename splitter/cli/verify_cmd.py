@@ -12,10 +12,16 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
-from splitter.cli.output import config_option
+from splitter.cli.output import config_option, console_bus
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config
+from splitter.engine.session import check_routing_pin
 from splitter.errors import BadInput, HalvesDiffer, OperationalError
+from splitter.events import EventType
+from splitter.observe import observe_command
+from splitter.store.checkpoint import StateStore
+from splitter.store.files import StateFiles
+from splitter.store.verify_progress import VerifyProgress
 from splitter.verify.compare import compare_sets
 from splitter.verify.report import VerifyReport, id_to_text
 
@@ -97,7 +103,10 @@ def render(report: VerifyReport) -> Table:
               help="Parallel range reads (each reads from one set).")
 @click.option("--range-docs", type=click.IntRange(min=1), default=20_000, show_default=True,
               help="Documents per _id range (the unit hashed, and re-read when it differs).")
-def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: int, range_docs: int) -> None:
+@click.option("--restart", is_flag=True,
+              help="Ignore where a killed verify of the same halves and range size got to; read every range.")
+def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: int, range_docs: int,
+           restart: bool) -> None:
     """Compare each routed collection's halves on both sets: counts and content hashes.
 
     \b
@@ -106,18 +115,27 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
     differ (the message names the differing collections and _ids), 1 when it
     could not check (a set unreachable, a read failed), 2 for bad input.
     Documents whose key is missing or not an integer are counted, never compared.
+    A verify that was stopped (Ctrl-C, kill) resumes where it was: ranges it had
+    finished are not read again (--restart reads everything).
     """
     config = load_config(config_path)
     halves = resolve_halves(config, half)
+    files = StateFiles(config.state_path)
+    check_routing_pin(config, StateStore(files).load())
+    resume = VerifyProgress.open(files, halves, range_docs, restart=restart)
+    events = console_bus(quiet=True)  # the progress lines below are the console; audit, hooks, metrics subscribe
+    observe_command(events, config)
     connector = Connector(config.credentials)
     try:
         source, target = open_sets(config, connector)
         report = compare_sets(source, target, config.routing, halves, samples=samples, workers=workers,
                               range_docs=range_docs, source_name=config.source.name,
-                              target_name=config.target.name,
+                              target_name=config.target.name, resume=resume, events=events,
                               progress=lambda message: err_console.print(f"[dim]·[/] {message}"))
     finally:
         connector.close()
+    resume.finish()
+    events.emit(EventType.VERIFY_DONE, f"verify: {report.summary()}", ok=report.ok)
     if as_json:
         click.echo(json.dumps(report.to_json()))
     else:

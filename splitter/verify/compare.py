@@ -5,6 +5,9 @@ order-independent hash (sum mod 2**64 of an 8-byte blake2b of each document's ra
 parallel. A range whose count or hash differs is read again on both sides as (`_id`, digest) pairs and
 diffed: that names the missing, extra and different documents, and a range that was only changing while
 it was read (replication, catch-up) comes out equal the second time.
+
+With a VerifyProgress, the ranges and each finished range's totals are kept in the state dir as they come in,
+so a verify that was killed resumes with the ranges it had not read yet.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,7 +27,9 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from splitter.errors import BadInput, OperationalError
+from splitter.events import EventBus, EventType
 from splitter.routing import RoutedCollection, Routing
+from splitter.store.verify_progress import VerifyProgress
 from splitter.verify.ranges import IdCondition, plan_ranges
 from splitter.verify.report import CollectionHalfResult, UnclaimedCount, VerifyReport
 
@@ -160,13 +165,13 @@ class _HalfTally:
 class _Run:
     """One verification: submits every read to the shared pool and keeps the futures by (range, side)."""
 
-    def __init__(self, sides: _Sides, routing: Routing, pool: ThreadPoolExecutor) -> None:
-        self.sides, self.routing, self.pool = sides, routing, pool
+    def __init__(self, sides: _Sides, routing: Routing, pool: ThreadPoolExecutor, resume: VerifyProgress) -> None:
+        self.sides, self.routing, self.pool, self.resume = sides, routing, pool, resume
 
     def plan(self, routed: RoutedCollection, clustered: bool, range_docs: int, max_ranges: int) -> _Plan:
         source, target = (self.sides.coll(side, routed.database, routed.collection) for side in SIDES)
-        ranges = _guard(f"planning _id ranges of {routed.namespace}",
-                        lambda: plan_ranges(source, target, range_docs, max_ranges))
+        ranges = self.resume.plan(routed.namespace, lambda: _guard(
+            f"planning _id ranges of {routed.namespace}", lambda: plan_ranges(source, target, range_docs, max_ranges)))
         # The _id index keeps each range a bounded scan (the planner might prefer the key's index).
         return _Plan(routed, tuple(ranges), None if clustered or len(ranges) == 1 else [("_id", 1)])
 
@@ -195,10 +200,61 @@ def _resolve(futures: dict[Any, Future[T]]) -> dict[Any, T]:
     return {key: future.result() for key, future in futures.items()}
 
 
+class _Pace:
+    """Progress of the hashing pass: a line every few seconds and a VERIFY_PROGRESS event, with an ETA from
+    this run's own rate (ranges taken from a resumed verify do not count towards it)."""
+
+    def __init__(self, total: int, done: int, progress: Progress, events: EventBus | None) -> None:
+        self.total, self.done, self.first = total, done, done
+        self.progress, self.events = progress, events
+        self.started = self.shown = time.monotonic()
+
+    def eta(self) -> float | None:
+        read = self.done - self.first
+        return (self.total - self.done) * (time.monotonic() - self.started) / read if read else None
+
+    def tick(self) -> None:
+        self.done += 1
+        if time.monotonic() - self.shown < 2.0 and self.done < self.total:
+            return
+        self.shown = time.monotonic()
+        eta = self.eta()
+        message = (f"compared {self.done}/{self.total} ranges ({100 * self.done // max(self.total, 1)}%)"
+                   + (f", ETA {eta:.0f}s" if eta is not None else ""))
+        self.progress(message)
+        if self.events is not None:
+            self.events.emit(EventType.VERIFY_PROGRESS, message, ranges_done=self.done, ranges_total=self.total,
+                             eta_seconds=eta)
+
+
+def _hash_all(run: _Run, keys: dict[RangeKey, _Plan], pace: _Pace) -> dict[tuple[RangeKey, str], Any]:
+    """(count, hash) per range and side: from the saved progress where a range was finished before, else read;
+    each range is recorded once both of its sides are in."""
+    hashes: dict[tuple[RangeKey, str], Any] = {}
+    pending: dict[Future[tuple[int, int]], tuple[RangeKey, str]] = {}
+    for key, plan in keys.items():
+        if key in run.resume.done:
+            hashes[key, "source"], hashes[key, "target"] = run.resume.done[key]
+            continue
+        for side in SIDES:
+            pending[run.hash(plan, key[1], key[2], side)] = (key, side)
+    try:
+        for future in as_completed(pending):
+            key, side = pending[future]
+            hashes[key, side] = future.result()
+            if (key, "source") in hashes and (key, "target") in hashes:
+                run.resume.record(key, hashes[key, "source"], hashes[key, "target"])
+                pace.tick()
+    finally:
+        run.resume.save()
+    return hashes
+
+
 def compare_sets(source: MongoClient, target: MongoClient, routing: Routing, halves: Iterable[str],
                  samples: int = 5, workers: int = 4, *, range_docs: int = 20_000, max_ranges: int = 2_000,
                  source_name: str = "source", target_name: str = "target",
-                 progress: Progress = _quiet) -> VerifyReport:
+                 progress: Progress = _quiet, resume: VerifyProgress | None = None,
+                 events: EventBus | None = None) -> VerifyReport:
     """Compare `halves` (set names of `routing.owners`) of every routed collection, source vs target.
 
     Documents whose key no set owns are counted per side (`unclaimed`), not compared. Raises
@@ -213,13 +269,16 @@ def compare_sets(source: MongoClient, target: MongoClient, routing: Routing, hal
     found = _routed(sides, routing)
     progress(f"planning _id ranges for {len(found)} routed collections")
     with ThreadPoolExecutor(max(workers, 1)) as pool:
-        run = _Run(sides, routing, pool)
+        resume = resume if resume is not None else VerifyProgress(None)
+        run = _Run(sides, routing, pool, resume)
         plans = list(pool.map(lambda item: run.plan(*item, range_docs, max_ranges), found))
         unclaimed_futures = {(p.routed.namespace, side): run.unclaimed(p, side) for p in plans for side in SIDES}
         keys: dict[RangeKey, _Plan] = {(p.routed.namespace, half, index): p
                                        for p in plans for half in halves for index in range(len(p.ranges))}
-        progress(f"hashing {len(keys)} ranges on {source_name} and {target_name} ({workers} workers)")
-        hashes = _resolve({(k, side): run.hash(p, k[1], k[2], side) for k, p in keys.items() for side in SIDES})
+        finished = sum(1 for k in keys if k in resume.done)
+        progress(f"hashing {len(keys)} ranges on {source_name} and {target_name} ({workers} workers)"
+                 + (f"; resuming: {finished} already compared since {resume.started}" if finished else ""))
+        hashes = _hash_all(run, keys, _Pace(len(keys), finished, progress, events))
         differing = [k for k in keys if hashes[k, "source"] != hashes[k, "target"]]
         if differing:
             progress(f"re-reading {len(differing)} differing ranges document by document")
