@@ -7,6 +7,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from splitter.cluster.replset_rules import config_problems, mover_problems
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 from splitter.store.atomic import now_iso
@@ -22,7 +23,8 @@ def build_target_config(stored: dict[str, Any], target_name: str, move_hosts: li
     for host in move_hosts:
         old = next(m for m in stored["members"] if m["host"] == host)
         member = copy.deepcopy(old)
-        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False, hidden=False)
+        # hidden and secondaryDelaySecs are kept: validate_target_config refuses them before anything is written.
+        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False)
         members.append(member)
     members.append({"_id": max(int(m["_id"]) for m in stored["members"]) + 1, "host": arbiter_host,
                     "arbiterOnly": True, "priority": 0, "votes": 1})
@@ -73,6 +75,12 @@ class RewriteReplsetConfig(Step):
             original = {m.host: m.priority for m in ctx.state.original_config.members}
             doc = build_target_config(stored[0], ctx.target_name, ctx.move_hosts,
                                       ctx.config.arbiters.target.host, original)
+            movers = [m for m in doc["members"] if not m.get("arbiterOnly")]
+            problems = [p for m in movers for p in mover_problems(m, ctx.target_name)] + config_problems(doc)
+            if problems:  # before the point of no return: nothing is written, rollback still works
+                raise self.fail(f"{ctx.target_name}'s config would be invalid: " + "; ".join(problems),
+                                hint="nothing was written; `splitter rollback`, fix the members in "
+                                f"{ctx.source_name}'s config, then start again")
             # Saved before any write so both nodes get the very same document, also after a crash.
             ctx.state.target_config = TargetConfig.of(doc)
             ctx.save()
