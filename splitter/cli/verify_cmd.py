@@ -79,6 +79,8 @@ def render(report: VerifyReport) -> Table:
         if unclaimed.count_source or unclaimed.count_target:
             table.add_row(unclaimed.namespace, "unclaimed", str(unclaimed.count_source), str(unclaimed.count_target),
                           "[dim]not compared[/]", f"{unclaimed.key} missing or not an integer")
+    for skipped in report.not_compared:
+        table.add_row(skipped.namespace, "-", "-", "-", "[yellow]not compared[/]", skipped.why)
     return table
 
 
@@ -101,10 +103,11 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
     """Compare each routed collection's halves on both sets: counts and content hashes.
 
     \b
-    Reads only, from secondaries when there are any. Usable any time after
+    Reads only (read concern majority), from secondaries when there are any. Usable any time after
     start-arbiter-rs2. Exit 0 when every compared half matches, 1 otherwise (the
     message names the differing collections and _ids), 2 for bad input.
-    Documents whose key is missing or not an integer are counted, never compared.
+    Documents whose key is missing or not an integer are counted, never compared;
+    time-series collections, views and excluded collections are listed as not compared.
     """
     config = load_config(config_path)
     halves = resolve_halves(config, half)

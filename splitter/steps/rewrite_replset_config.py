@@ -8,6 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from splitter.cluster.replset_rules import config_problems, mover_problems
+from splitter.steps.anchor import source_entry, wait_source_committed
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 from splitter.store.atomic import now_iso
@@ -43,6 +44,9 @@ class RewriteReplsetConfig(Step):
         arb = ctx.config.arbiters.target
         return [f"read the last oplog entry on {' and '.join(ctx.move_names)}; refuse unless one is a prefix of "
                 "the other; the larger is the split optime",
+                f"wait until {ctx.source_name}'s majority commit point reaches the split optime (at most "
+                f"{ctx.config.planning.anchor_timeout}); refuse unless {ctx.source_name}'s oplog holds the identical "
+                "entry there",
                 f"write {{_id: {ctx.target_name}, members: {[*ctx.move_hosts, arb.host]} (arbiter last), term kept, "
                 "one new replicaSetId}} to local.system.replset on both, delete the rs1 doc",
                 "POINT OF NO RETURN: from here the split only goes forward (no rollback)"]
@@ -62,10 +66,22 @@ class RewriteReplsetConfig(Step):
             raise self.fail(f"{short_name}'s last oplog entry {short.describe()} is not in {long_name}'s oplog: "
                             "the two histories diverge", hint="nothing was written; roll back with "
                             "`splitter rollback` and investigate")
+        self._anchor(ctx, long_name, clients[long_name], long.ts)  # type: ignore[union-attr]
         ctx.state.split = SplitPoint(optime=OpTime.of(long.ts, long.term),  # type: ignore[union-attr]
                                      oplog_ends={n: OpTime.of(e.ts, e.term) for n, e in ends.items()})  # type: ignore
         ctx.progress(f"oplog ends: {short_name} {short.describe()}, {long_name} {long.describe()} "
                      f"(prefix ok); split optime {long.describe()}")  # type: ignore[union-attr]
+
+    def _anchor(self, ctx: StepContext, name: str, client: Any, ts: Any) -> None:
+        """The split optime must be an entry of rs1's committed history, not one rs1 rolled back since: nodes
+        3+4 had no vote, so entries they hold may never have reached rs1's majority."""
+        wait_source_committed(ctx, ts)
+        mine, theirs = ctx.inspector.oplog_entry_at(client, ts), source_entry(ctx, ts)
+        if theirs is None or any(mine.get(f) != theirs.get(f) for f in COMPARED_FIELDS):  # type: ignore[union-attr]
+            raise self.fail(f"{name}'s last oplog entry {ts.time}:{ts.inc} is not in {ctx.source_name}'s committed "
+                            f"history ({'absent' if theirs is None else 'different'} there): {ctx.source_name} rolled "
+                            "it back after the moving nodes stopped", hint="nothing was written; `splitter rollback` "
+                            "(the moving nodes roll the entry back when they rejoin), then start again")
 
     def _target_config(self, ctx: StepContext, clients: dict[str, Any]) -> dict[str, Any]:
         if ctx.state.target_config is None:
