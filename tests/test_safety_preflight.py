@@ -14,6 +14,8 @@ import yaml
 from pymongo import MongoClient
 
 from splitter.lab.lab import Lab
+from splitter.routing import Routing
+from splitter.verify import compare_sets
 from tests.helpers import config_copy, fingerprint, run_cli
 
 pytestmark = pytest.mark.mongod
@@ -67,6 +69,11 @@ def test_time_series_and_views_are_refused_until_excluded(shared_lab: Lab, tmp_p
             code, out = _plan(shared_lab, tmp_path / "b",
                               routing=_routing(shared_lab, exclude=["app.metrics", "app.paid_users"]))
             assert code == 0, out
+            # verify names what it did not compare (rs1 against itself: only the listing matters here)
+            report = compare_sets(client, client, Routing(remainders={"rs1": 0, "rs2": 1},
+                                                          databases={"app": "user_id"}), ["rs2"])
+            assert report.ok and "not compared: app.metrics (a time-series collection), app.paid_users (a view)" \
+                in report.summary()
         finally:
             app.drop_collection("metrics")
             app.drop_collection("paid_users")
