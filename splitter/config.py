@@ -113,6 +113,25 @@ class Planning(Strict):
                                          "below this multiple of the node's data on disk")
     max_member_lag: Duration = "10s"
     default_write_concern: dict = Field(default_factory=lambda: {"w": "majority"})
+    anchor_timeout: Duration = Field(default="10m", description="how long rewrite-replset-config waits for rs1's "
+                                     "majority commit point to reach the moving nodes' oplog ends")
+    target_sync_timeout: Duration = Field(default="10m", description="how long start-arbiter-rs2 waits for every "
+                                          "rs2 data node and rs2's majority commit point to reach the split optime")
+
+
+class Acknowledge(Strict):
+    """Risks the operator has read about and accepts; preflight warns instead of refusing."""
+
+    unique_indexes: list[str] = Field(default_factory=list, description="'db.coll:index_name' of unique indexes "
+                                      "that do not contain the routing key")
+
+    @field_validator("unique_indexes")
+    @classmethod
+    def _shape(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if ":" not in v or "." not in v.split(":", 1)[0]]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: write each as database.collection:index_name")
+        return value
 
 
 class Hooks(Strict):
@@ -132,6 +151,7 @@ class SplitConfig(Strict):
     credentials: Credentials = Field(default_factory=Credentials)
     planning: Planning = Field(default_factory=Planning)
     hooks: Hooks = Field(default_factory=Hooks)
+    acknowledge: Acknowledge = Field(default_factory=Acknowledge)
     config_path: Annotated[str, Field(exclude=True)] = ""
 
     @model_validator(mode="after")

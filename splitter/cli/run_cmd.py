@@ -51,9 +51,13 @@ def plan(config_path: Path, as_json: bool) -> None:
 @click.option("--until", type=click.Choice(STEP_IDS), help="Stop after this step.")
 def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> None:
     """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed."""
-    ctx = open_session(config_path, dry_run=False, events=console_bus(), auto_confirm=yes)
-    lock = StateLock(ctx.config.state_path)
-    lock.acquire("splitter run")
+    lock = locked(config_path, "splitter run")
+    try:
+        # The state is read only once the lock is held: a run that finished meanwhile has saved its steps.
+        ctx = open_session(config_path, dry_run=False, events=console_bus(), auto_confirm=yes)
+    except BaseException:
+        lock.release()
+        raise
     try:
         pin_routing(ctx)
 
@@ -94,18 +98,25 @@ def confirm(config_path: Path, gate: str) -> None:
 @config_option
 def rollback(config_path: Path) -> None:
     """Undo the split before rewrite-replset-config: rs1 back to four data nodes, original priorities/votes."""
-    ctx = open_session(config_path, dry_run=False, events=console_bus())
-    reason = rollback_refusal(ctx.state)
-    if reason:
-        raise OperationalError(f"rollback refused: {reason}")
-    lock = StateLock(ctx.config.state_path)
-    lock.acquire("splitter rollback")
+    lock = locked(config_path, "splitter rollback")
     try:
+        # Loaded under the lock: a run that just passed the point of no return has recorded it.
+        ctx = open_session(config_path, dry_run=False, events=console_bus())
+        reason = rollback_refusal(ctx.state)
+        if reason:
+            raise OperationalError(f"rollback refused: {reason}")
         Rollback(ctx).run()
     finally:
         lock.release()
     say(f"rolled back: {ctx.source_name} has {', '.join(ctx.keep_hosts + ctx.move_hosts)} again; the explicit "
         "default write concern set by add-arbiter-rs1 was kept")
+
+
+def locked(config_path: Path, command: str) -> StateLock:
+    """The state dir's lock, taken before anything reads the state (the config is validated first)."""
+    lock = StateLock(load_config(config_path).state_path)
+    lock.acquire(command)
+    return lock
 
 
 COMMANDS = [plan, run, confirm, rollback]

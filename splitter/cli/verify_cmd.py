@@ -85,6 +85,8 @@ def render(report: VerifyReport) -> Table:
         if unclaimed.count_source or unclaimed.count_target:
             table.add_row(unclaimed.namespace, "unclaimed", str(unclaimed.count_source), str(unclaimed.count_target),
                           "[dim]not compared[/]", f"{unclaimed.key} missing or not an integer")
+    for skipped in report.not_compared:
+        table.add_row(skipped.namespace, "-", "-", "-", "[yellow]not compared[/]", skipped.why)
     return table
 
 
@@ -110,13 +112,15 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
     """Compare each routed collection's halves on both sets: counts and content hashes.
 
     \b
-    Reads only, from secondaries when there are any. Usable any time after
-    start-arbiter-rs2. Exit 0 when every compared half matches, 3 when halves
-    differ (the message names the differing collections and _ids), 1 when it
-    could not check (a set unreachable, a read failed), 2 for bad input.
-    Documents whose key is missing or not an integer are counted, never compared.
-    A verify that was stopped (Ctrl-C, kill) resumes where it was: ranges it had
-    finished are not read again (--restart reads everything).
+    Reads only (read concern majority), from secondaries when there are any.
+    Usable any time after start-arbiter-rs2. Exit 0 when every compared half
+    matches, 3 when halves differ (the message names the differing collections
+    and _ids), 1 when it could not check (a set unreachable, a read failed),
+    2 for bad input. Documents whose key is missing or not an integer are
+    counted, never compared; time-series collections, views and excluded
+    collections are listed as not compared. A verify that was stopped (Ctrl-C,
+    kill) resumes where it was: ranges it had finished are not read again
+    (--restart reads everything).
     """
     config = load_config(config_path)
     halves = resolve_halves(config, half)

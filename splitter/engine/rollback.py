@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from splitter.cluster.shutdown import QUIESCE_SECS
 from splitter.errors import OperationalError
@@ -10,7 +11,18 @@ from splitter.steps import reconfig as rc
 from splitter.steps.context import StepContext
 from splitter.store.checkpoint import RunState
 from splitter.store.gatefiles import clear_confirmations
-from splitter.store.records import OriginalConfig
+from splitter.store.records import MemberRecord, OriginalConfig
+
+
+def restored_fields(member: MemberRecord) -> dict[str, Any]:
+    """The config fields rollback puts back on a moving member (everything the demotion or removal lost)."""
+    return {"priority": member.priority, "votes": member.votes, "hidden": member.hidden,
+            "secondaryDelaySecs": member.secondary_delay_secs, "tags": dict(member.tags)}
+
+
+def member_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same fields as a live config member has them (server defaults filled in)."""
+    return restored_fields(MemberRecord.from_doc(doc))
 
 
 def rollback_refusal(state: RunState) -> str | None:
@@ -76,11 +88,10 @@ class Rollback:
             timeout=300)
         for host in ctx.move_hosts:
             config = rc.live_config(ctx)
-            want = by_host[host]
-            member = rc.member_doc(config, host)
-            if member.get("votes", 1) != want.votes or member.get("priority", 1) != want.priority:  # type: ignore
-                rc.reconfig(ctx, rc.with_member(config, host, votes=want.votes, priority=want.priority),
-                            f"restore {host} priority {want.priority}, votes {want.votes}")
+            want = restored_fields(by_host[host])
+            if member_fields(rc.member_doc(config, host)) != want:  # type: ignore[arg-type]
+                rc.reconfig(ctx, rc.with_member(config, host, **want),
+                            f"restore {host} " + ", ".join(f"{k} {v}" for k, v in want.items()))
 
     def _remove_arbiter(self) -> None:
         ctx = self.ctx
@@ -107,10 +118,10 @@ class Rollback:
         problems = []
         if sorted(config.hosts) != sorted(ctx.keep_hosts + ctx.move_hosts):
             problems.append(f"members are {', '.join(config.hosts)}")
-        for m in config.members:
-            want = original.get(m.host)
-            if want and (m.priority != want.priority or m.votes != want.votes):
-                problems.append(f"{m.host} has priority {m.priority}, votes {m.votes}")
+        for m in config.raw["members"]:
+            want = original.get(m["host"])
+            if want and member_fields(m) != restored_fields(want):
+                problems.append(f"{m['host']} has {member_fields(m)}, not {restored_fields(want)}")
         states = ctx.inspector.status(primary).states()
         problems += [f"{h} is {s}" for h, s in states.items() if s not in ("PRIMARY", "SECONDARY")]
         return problems

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from splitter.catchup import CatchUpWorker, PositionStore
+from splitter.catchup.source import last_write_ts
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
+from splitter.store.records import OpTime
 
 INITIAL_DRAIN_TIMEOUT = 1800.0
 
@@ -31,13 +33,21 @@ class CatchUp(Step):
                 f"drain to {ctx.source_name}'s latest write now; keeps running while deploy-client-v2 waits"]
 
     def apply(self, ctx: StepContext) -> None:
-        stats = make_worker(ctx).drain(quiet_seconds=0, timeout=INITIAL_DRAIN_TIMEOUT)
+        target = last_write_ts(ctx.rs1())
+        ctx.state.catch_up_target = OpTime.of(target)
+        ctx.save()
+        stats = make_worker(ctx).drain(until=target, quiet_seconds=0, timeout=INITIAL_DRAIN_TIMEOUT)
         ctx.progress(f"catch-up: {stats.applied} applied, {stats.deleted} deleted, {stats.skipped} skipped "
                      f"({stats.rate_per_second:.0f}/s)")
 
     def verify(self, ctx: StepContext) -> None:
         position = PositionStore(ctx.store.dir, ctx.target_name).load()
         self.check(position is not None, "the catch-up has no saved position")
-        assert ctx.state.split is not None
-        self.check(position.applied_through >= ctx.state.split.optime.ts,  # type: ignore[union-attr]
-                   "the catch-up position is behind the split optime")
+        assert ctx.state.split is not None and position is not None
+        self.check(position.split_optime == ctx.state.split.optime.ts,
+                   f"the catch-up position file starts at {position.split_optime}, not at this split's optime")
+        # Past the split optime is not enough (it always is): the drain must have reached rs1's last write.
+        target = ctx.state.catch_up_target
+        self.check(target is not None and position.applied_through >= target.ts,
+                   f"the catch-up applied through {position.applied_through}, short of {ctx.source_name}'s write "
+                   f"{target} it was drained to")

@@ -5,15 +5,13 @@ from __future__ import annotations
 from splitter.cluster.lag import LagReader
 from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
+from splitter.preflight import all_findings, report
+from splitter.preflight.findings import PreflightRefused
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 from splitter.store.records import MemberRecord, OriginalConfig
 
 MIN_VERSION = (4, 4)  # safe reconfig and setDefaultRWConcern
-
-
-class PreflightRefused(BadInput):
-    """A guard refused to start; the cluster is untouched."""
 
 
 class Preflight(Step):
@@ -28,6 +26,11 @@ class Preflight(Step):
                 f"(>= {ctx.config.planning.min_free_disk_fraction:.0%} of the filesystem, or else >= "
                 f"{ctx.config.planning.min_free_disk_vs_data:g} x the node's data)",
                 "check arbiter ports are free, routing keys exist, Ansible reaches every host (ping.yml)",
+                "refuse: sharded-cluster members, index builds in progress, delayed/hidden moving members, configs "
+                "either set could not hold after the split, time-series collections and views in routed databases "
+                "(unless in routing.exclude), unique indexes without the routing key (unless in "
+                "acknowledge.unique_indexes)",
+                "warn: users/roles rs2 will copy, $out/$merge writers into routed collections",
                 "record rs1's original member priorities/votes (for rollback)"]
 
     def precheck(self, ctx: StepContext) -> None:
@@ -37,6 +40,7 @@ class Preflight(Step):
         self._versions_disk_oplog(ctx)
         self._arbiters_free(ctx)
         self._routing_keys(ctx)
+        report(all_findings(ctx), ctx.progress)
         self._hosts_reachable(ctx)
 
     def _hosts_reachable(self, ctx: StepContext) -> None:

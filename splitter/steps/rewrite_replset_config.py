@@ -7,6 +7,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from splitter.cluster.replset_rules import config_problems, mover_problems
+from splitter.steps.anchor import source_entry, wait_source_committed
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 from splitter.store.atomic import now_iso
@@ -22,7 +24,8 @@ def build_target_config(stored: dict[str, Any], target_name: str, move_hosts: li
     for host in move_hosts:
         old = next(m for m in stored["members"] if m["host"] == host)
         member = copy.deepcopy(old)
-        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False, hidden=False)
+        # hidden and secondaryDelaySecs are kept: validate_target_config refuses them before anything is written.
+        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False)
         members.append(member)
     members.append({"_id": max(int(m["_id"]) for m in stored["members"]) + 1, "host": arbiter_host,
                     "arbiterOnly": True, "priority": 0, "votes": 1})
@@ -41,6 +44,9 @@ class RewriteReplsetConfig(Step):
         arb = ctx.config.arbiters.target
         return [f"read the last oplog entry on {' and '.join(ctx.move_names)}; refuse unless one is a prefix of "
                 "the other; the larger is the split optime",
+                f"wait until {ctx.source_name}'s majority commit point reaches the split optime (at most "
+                f"{ctx.config.planning.anchor_timeout}); refuse unless {ctx.source_name}'s oplog holds the identical "
+                "entry there",
                 f"write {{_id: {ctx.target_name}, members: {[*ctx.move_hosts, arb.host]} (arbiter last), term kept, "
                 "one new replicaSetId}} to local.system.replset on both, delete the rs1 doc",
                 "POINT OF NO RETURN: from here the split only goes forward (no rollback)"]
@@ -60,10 +66,22 @@ class RewriteReplsetConfig(Step):
             raise self.fail(f"{short_name}'s last oplog entry {short.describe()} is not in {long_name}'s oplog: "
                             "the two histories diverge", hint="nothing was written; roll back with "
                             "`splitter rollback` and investigate")
+        self._anchor(ctx, long_name, clients[long_name], long.ts)  # type: ignore[union-attr]
         ctx.state.split = SplitPoint(optime=OpTime.of(long.ts, long.term),  # type: ignore[union-attr]
                                      oplog_ends={n: OpTime.of(e.ts, e.term) for n, e in ends.items()})  # type: ignore
         ctx.progress(f"oplog ends: {short_name} {short.describe()}, {long_name} {long.describe()} "
                      f"(prefix ok); split optime {long.describe()}")  # type: ignore[union-attr]
+
+    def _anchor(self, ctx: StepContext, name: str, client: Any, ts: Any) -> None:
+        """The split optime must be an entry of rs1's committed history, not one rs1 rolled back since: nodes
+        3+4 had no vote, so entries they hold may never have reached rs1's majority."""
+        wait_source_committed(ctx, ts)
+        mine, theirs = ctx.inspector.oplog_entry_at(client, ts), source_entry(ctx, ts)
+        if theirs is None or any(mine.get(f) != theirs.get(f) for f in COMPARED_FIELDS):  # type: ignore[union-attr]
+            raise self.fail(f"{name}'s last oplog entry {ts.time}:{ts.inc} is not in {ctx.source_name}'s committed "
+                            f"history ({'absent' if theirs is None else 'different'} there): {ctx.source_name} rolled "
+                            "it back after the moving nodes stopped", hint="nothing was written; `splitter rollback` "
+                            "(the moving nodes roll the entry back when they rejoin), then start again")
 
     def _target_config(self, ctx: StepContext, clients: dict[str, Any]) -> dict[str, Any]:
         if ctx.state.target_config is None:
@@ -73,6 +91,12 @@ class RewriteReplsetConfig(Step):
             original = {m.host: m.priority for m in ctx.state.original_config.members}
             doc = build_target_config(stored[0], ctx.target_name, ctx.move_hosts,
                                       ctx.config.arbiters.target.host, original)
+            movers = [m for m in doc["members"] if not m.get("arbiterOnly")]
+            problems = [p for m in movers for p in mover_problems(m, ctx.target_name)] + config_problems(doc)
+            if problems:  # before the point of no return: nothing is written, rollback still works
+                raise self.fail(f"{ctx.target_name}'s config would be invalid: " + "; ".join(problems),
+                                hint="nothing was written; `splitter rollback`, fix the members in "
+                                f"{ctx.source_name}'s config, then start again")
             # Saved before any write so both nodes get the very same document, also after a crash.
             ctx.state.target_config = TargetConfig.of(doc)
             ctx.save()

@@ -13,7 +13,8 @@ class StartStandalone(Step):
     def describe(self, ctx: StepContext) -> list[str]:
         hosts = ", ".join(f"{n} -> {ctx.maintenance_host(n)}" for n in ctx.move_names)
         return [f"playbook mongod_start.yml on {', '.join(ctx.move_names)} (mongod_mode=standalone: no replSetName, "
-                f"maintenance port bound to localhost, disableLogicalSessionCacheRefresh=true): {hosts}"]
+                "maintenance port bound to localhost, disableLogicalSessionCacheRefresh=true, ttlMonitorEnabled=false: "
+                f"no TTL deletes rs1 never made): {hosts}"]
 
     def precheck(self, ctx: StepContext) -> None:
         config = ctx.inspector.config(ctx.source_primary())
@@ -28,3 +29,6 @@ class StartStandalone(Step):
             host = ctx.maintenance_host(name)
             state = ctx.inspector.my_state(host)
             self.check(state == "STANDALONE", f"{name} on {host} is {state}, not STANDALONE")
+            ttl = ctx.member(host).admin.command("getParameter", 1, ttlMonitorEnabled=1)["ttlMonitorEnabled"]
+            self.check(ttl is False, f"{name} on {host} runs its TTL monitor (stop it and start it again through "
+                       "the playbook, whose config sets ttlMonitorEnabled: false)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from splitter.config import parse_duration
+from splitter.steps.anchor import target_synced
 from splitter.steps.base import Step
 from splitter.steps.context import StepContext
 
@@ -58,8 +60,20 @@ class StartTargetArbiter(Step):
 
     def describe(self, ctx: StepContext) -> list[str]:
         arb = ctx.config.arbiters.target
-        return [f"playbook mongod_start.yml on {arb.name} (mongod_mode=replset, replset_name={ctx.target_name})",
+        return [f"wait until every {ctx.target_name} data node's optime and {ctx.target_name}'s majority commit point "
+                f"reach the split optime (at most {ctx.config.planning.target_sync_timeout}): an arbiter votes for "
+                "any candidate, so a failover before that could roll back entries the catch-up never replays",
+                f"playbook mongod_start.yml on {arb.name} (mongod_mode=replset, replset_name={ctx.target_name})",
                 f"wait for {ctx.target_name} = PRIMARY + SECONDARY + ARBITER"]
+
+    def precheck(self, ctx: StepContext) -> None:
+        if ctx.inspector.reachable(ctx.config.arbiters.target.host):
+            return  # started by an earlier attempt: the wait below passed then
+        assert ctx.state.split is not None, "rewrite-replset-config records the split optime"
+        split = ctx.state.split.optime.ts
+        ctx.wait_for(f"{ctx.target_name}'s data nodes and majority commit point at the split optime",
+                     lambda: target_synced(ctx, split)[0], timeout=parse_duration(
+                         ctx.config.planning.target_sync_timeout), describe=lambda: target_synced(ctx, split)[1])
 
     def apply(self, ctx: StepContext) -> None:
         arb = ctx.config.arbiters.target

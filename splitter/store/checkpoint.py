@@ -18,6 +18,7 @@ from splitter.store.files import StateFiles
 from splitter.store.records import (
     CutoverRecord,
     GatePass,
+    OpTime,
     OriginalConfig,
     PointOfNoReturn,
     SplitPoint,
@@ -50,6 +51,7 @@ class RunState(BaseModel):
     original_config: OriginalConfig | None = None
     oplog_window: dict[str, float] = Field(default_factory=dict)
     split: SplitPoint | None = None
+    catch_up_target: OpTime | None = None  # rs1's last write when the catch-up step drained: verify wants it
     target_config: TargetConfig | None = None
     point_of_no_return: PointOfNoReturn | None = None
     gates: dict[str, GatePass] = Field(default_factory=dict)

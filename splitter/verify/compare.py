@@ -1,4 +1,5 @@
-"""Compares the routed collections of two sets, half by half. Reads only (secondaries preferred).
+"""Compares the routed collections of two sets, half by half. Reads only (secondaries preferred, read concern
+majority: a secondary's majority snapshot, never writes a failover could roll back).
 
 Per collection: `_id` ranges from the source (see ranges.py); per range, half and side: a count and an
 order-independent hash (sum mod 2**64 of an 8-byte blake2b of each document's raw BSON), all ranges in
@@ -25,18 +26,20 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient, ReadPreference
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
+from pymongo.read_concern import ReadConcern
 
 from splitter.errors import BadInput, OperationalError
 from splitter.events import EventBus, EventType
 from splitter.routing import RoutedCollection, Routing
 from splitter.store.verify_progress import VerifyProgress
 from splitter.verify.ranges import IdCondition, plan_ranges
-from splitter.verify.report import CollectionHalfResult, UnclaimedCount, VerifyReport
+from splitter.verify.report import CollectionHalfResult, NotCompared, UnclaimedCount, VerifyReport
 
 MASK = (1 << 64) - 1
 # DATETIME_AUTO: a date outside Python's range still decodes (only `_id`s are ever decoded).
 RAW = CodecOptions(document_class=RawBSONDocument, datetime_conversion=DatetimeConversion.DATETIME_AUTO)
 SIDES = ("source", "target")
+MAJORITY = ReadConcern("majority")
 T = TypeVar("T")
 
 Progress = Callable[[str], None]
@@ -72,23 +75,41 @@ def _guard(what: str, fn: Callable[[], T]) -> T:
 
 
 class _Sides:
-    """Raw-BSON, secondary-preferred collection handles on both sets; only reads."""
+    """Raw-BSON, secondary-preferred, majority-read collection handles on both sets; only reads."""
 
     def __init__(self, source: MongoClient, target: MongoClient, names: dict[str, str]) -> None:
         self.clients = {"source": source, "target": target}
         self.names = names
 
     def coll(self, side: str, database: str, collection: str) -> Collection:
-        db = self.clients[side].get_database(database, codec_options=RAW,
+        db = self.clients[side].get_database(database, codec_options=RAW, read_concern=MAJORITY,
                                              read_preference=ReadPreference.SECONDARY_PREFERRED)
         return db[collection]
 
-    def collections(self, side: str, database: str) -> dict[str, dict[str, Any]]:
-        """name -> options of the plain collections (no views, no time series) of `database`."""
-        cmd = {"listCollections": 1, "filter": {"type": "collection"}, "cursor": {"batchSize": 100_000}}
+    def _list(self, side: str, database: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        cmd = {"listCollections": 1, "filter": query, "cursor": {"batchSize": 100_000}}
         reply = _guard(f"listing {database} on {self.names[side]}", lambda: self.clients[side][database].command(
             cmd, read_preference=ReadPreference.SECONDARY_PREFERRED))
-        return {c["name"]: c.get("options", {}) for c in reply["cursor"]["firstBatch"]}
+        return list(reply["cursor"]["firstBatch"])
+
+    def collections(self, side: str, database: str) -> dict[str, dict[str, Any]]:
+        """name -> options of the plain collections (no views, no time series) of `database`."""
+        return {c["name"]: c.get("options", {}) for c in self._list(side, database, {"type": "collection"})}
+
+    def not_compared(self, routing: Routing) -> tuple[NotCompared, ...]:
+        """Namespaces of routed databases that verify does not compare, on either side, and why."""
+        found: dict[str, str] = {}
+        for side in SIDES:
+            for database in sorted(routing.databases):
+                for info in self._list(side, database, {}):
+                    ns, kind = f"{database}.{info['name']}", info.get("type", "collection")
+                    if info["name"].startswith("system."):
+                        continue
+                    if kind != "collection":
+                        found.setdefault(ns, "a time-series collection" if kind == "timeseries" else f"a {kind}")
+                    elif ns in routing.exclude:
+                        found.setdefault(ns, "excluded in routing.exclude")
+        return tuple(NotCompared(ns, why) for ns, why in sorted(found.items()))
 
 
 def _routed(sides: _Sides, routing: Routing) -> list[tuple[RoutedCollection, bool]]:
@@ -300,4 +321,4 @@ def compare_sets(source: MongoClient, target: MongoClient, routing: Routing, hal
     unclaimed = tuple(UnclaimedCount(p.routed.namespace, p.routed.key, unclaimed_counts[p.routed.namespace, "source"],
                                      unclaimed_counts[p.routed.namespace, "target"]) for p in plans)
     return VerifyReport(source_name, target_name, halves, tuple(t.result() for t in tallies.values()), unclaimed,
-                        time.monotonic() - started)
+                        time.monotonic() - started, sides.not_compared(routing))

@@ -94,6 +94,17 @@ class UnclaimedCount:
 
 
 @dataclass(frozen=True)
+class NotCompared:
+    """A namespace of a routed database that verify did not compare (time series, view, excluded)."""
+
+    namespace: str
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "why": self.why}
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """Every compared (collection, half) plus the unclaimed counts; `ok` when every compared half matches."""
 
@@ -103,6 +114,7 @@ class VerifyReport:
     results: tuple[CollectionHalfResult, ...]
     unclaimed: tuple[UnclaimedCount, ...]
     seconds: float
+    not_compared: tuple[NotCompared, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -117,8 +129,14 @@ class VerifyReport:
         if self.ok:
             docs = sum(r.count_source for r in self.results)
             return (f"{', '.join(self.halves)} half/halves equal on {self.source_name} and {self.target_name}: "
-                    f"{len(self.results)} collection halves, {docs} documents")
-        return "\n".join(r.describe(self.source_name, self.target_name) for r in self.failures)
+                    f"{len(self.results)} collection halves, {docs} documents" + self.not_compared_text())
+        return "\n".join(r.describe(self.source_name, self.target_name) for r in self.failures) + \
+            self.not_compared_text()
+
+    def not_compared_text(self) -> str:
+        if not self.not_compared:
+            return ""
+        return "; not compared: " + ", ".join(f"{n.namespace} ({n.why})" for n in self.not_compared)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,4 +144,5 @@ class VerifyReport:
             "seconds": round(self.seconds, 3),
             "collections": [r.to_json() for r in self.results],
             "unclaimed": [u.to_json() for u in self.unclaimed],
+            "not_compared": [n.to_json() for n in self.not_compared],
         }
