@@ -46,11 +46,16 @@ def plan(config_path: Path, as_json: bool) -> None:
 @config_option
 @click.option("--yes", is_flag=True, help="Confirm every gate automatically (lab and demo; in production confirm "
               "each gate after the app change).")
+@click.option("--yes-cutover", is_flag=True, help="Finalize the cutover by itself once its verification passed "
+              "(with --yes this is implied on the lab inventory only).")
 @click.option("--step", "step_mode", is_flag=True, help="Ask before each step.")
 @click.option("--until", type=click.Choice(STEP_IDS), help="Stop after this step.")
-def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> None:
-    """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed."""
+def run(config_path: Path, yes: bool, yes_cutover: bool, step_mode: bool, until: str | None) -> None:
+    """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed.
+
+    The last step switches the traffic and keeps the way back running until `splitter finalize`."""
     ctx = open_session(config_path, dry_run=False, events=console_bus(), auto_confirm=yes)
+    ctx.yes_cutover = yes_cutover
     lock = StateLock(ctx.config.state_path)
     lock.acquire("splitter run")
     try:
