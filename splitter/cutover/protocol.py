@@ -47,6 +47,30 @@ VERBS: tuple[Verb, ...] = ("switch", "reverse", "finalize")
 PAUSE_ENV = "SPLITTER_TEST_PAUSE_AT"  # tests: stop at this phase so that they can SIGKILL the run there
 
 
+def refusal(c: CutoverRecord, verb: Verb, source: str, target: str) -> str | None:
+    """Why `verb` cannot be asked in cutover state `c` (None: it can). Pure: status uses it too."""
+    if c.state == "final":
+        return "the cutover is final"
+    last = c.last_switch
+    settled = last is not None and last.phase == "verified"
+    if verb == "finalize":
+        if c.state != "switched" or not settled:
+            return f"finalize needs a verified switch to {target} (the cutover is {c.state})"
+        if last is not None and not last.verified:
+            return f"the switch failed its verification ({last.verify_summary}); reverse instead"
+        return None
+    if verb == "reverse" and c.state != "switched":
+        return f"reverse needs the traffic switched to {target} (the cutover is {c.state})"
+    if verb == "switch" and c.state != "reversed":
+        return f"switch needs the traffic reversed to {source} (the cutover is {c.state})"
+    return None
+
+
+def possible(c: CutoverRecord | None, source: str, target: str) -> tuple[str, ...]:
+    """The requests (switch / reverse / finalize) that are possible now."""
+    return () if c is None else tuple(v for v in VERBS if refusal(c, v, source, target) is None)
+
+
 class CutoverProtocol:
     def __init__(self, ctx: StepContext, actions: SwitchActions, *, auto_finalize: bool = False,
                  poll: float = 0.5) -> None:
@@ -57,21 +81,7 @@ class CutoverProtocol:
     # -- what is possible now -------------------------------------------------------------------------
     def refusal(self, verb: Verb) -> str | None:
         """Why `verb` cannot be asked now (None: it can)."""
-        c = self.cutover
-        if c.state == "final":
-            return "the cutover is final"
-        if verb == "finalize":
-            last = c.last_switch
-            if c.state != "switched" or last is None or last.phase != "verified":
-                return f"finalize needs a verified switch to {self.target} (the cutover is {c.state})"
-            if not last.verified:
-                return f"the switch failed its verification ({last.verify_summary}); reverse instead"
-            return None
-        if verb == "reverse" and c.state != "switched":
-            return f"reverse needs the traffic switched to {self.target} (the cutover is {c.state})"
-        if verb == "switch" and c.state != "reversed":
-            return f"switch needs the traffic reversed to {self.source} (the cutover is {c.state})"
-        return None
+        return refusal(self.cutover, verb, self.source, self.target)
 
     # -- the script ------------------------------------------------------------------------------------
     def _save(self, cutover: CutoverRecord) -> None:
