@@ -66,9 +66,10 @@ class FakeCluster(SwitchActions):
         self.clock += 1
         return OpTime(t=self.clock, i=1)
 
-    def drain(self, stream: Stream, until: OpTime) -> None:
+    def drain(self, stream: Stream, until: OpTime) -> OpTime:
         assert stream.target not in self.opened, f"{stream.name} would write into open {stream.target}"
         self._did(f"drain {stream.name}")
+        return until
 
     def start_stream(self, stream: Stream) -> None:
         assert stream.target not in self.opened

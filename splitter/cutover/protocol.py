@@ -172,10 +172,10 @@ class CutoverProtocol:
             until = self.actions.last_write(old)
             stream = self._drain_spec(self.cutover.switches[:-1])
             self._pause_mid_drain(stream, sw)
-            self.actions.drain(stream, until)
-            sw = self._update(phase="drained", drain_optime=until)
-            self._phase("drained", f"stream {stream.name} drained to {until} and stopped; cutover point: {old} "
-                                   f"{until}")
+            through = self.actions.drain(stream, until)
+            sw = self._update(phase="drained", drain_optime=through)
+            self._phase("drained", f"stream {stream.name} drained to {through} and stopped; cutover point: {old} "
+                                   f"{through}")
             self._pause("drained")
         if sw.phase == "drained":
             if new in self.cutover.fenced:

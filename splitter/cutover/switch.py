@@ -47,7 +47,9 @@ class SwitchActions:
     def fence(self, set_name: str) -> None: ...
     def lift(self, set_name: str) -> None: ...
     def last_write(self, set_name: str) -> OpTime: raise NotImplementedError
-    def drain(self, stream: Stream, until: OpTime) -> None: ...
+    def drain(self, stream: Stream, until: OpTime) -> OpTime:
+        """Apply the stream through `until`, then stop; returns how far it applied (>= until)."""
+        return until
     def start_stream(self, stream: Stream) -> None: ...
     def stop_stream(self) -> None: ...
     def check_stream(self) -> None: ...
@@ -108,8 +110,11 @@ class RealSwitch(SwitchActions):
                              self.ctx.target_name, self.ctx.store.dir, stream.start_after.ts, stream=stream.name,
                              bypass_validation=True, events=self.ctx.events)
 
-    def drain(self, stream: Stream, until: OpTime) -> None:
-        self._worker(stream).drain(until=until.ts, quiet_seconds=0, timeout=1800)
+    def drain(self, stream: Stream, until: OpTime) -> OpTime:
+        worker = self._worker(stream)
+        worker.drain(until=until.ts, quiet_seconds=0, timeout=1800)
+        # The last batch may hold events past `until`: the snapshot of the old owner must include them.
+        return OpTime.of(max(worker.position.applied_through, until.ts))
 
     def start_stream(self, stream: Stream) -> None:
         if self._background is None:
@@ -191,9 +196,10 @@ class DryRunSwitch(SwitchActions):
         self._t += 1
         return OpTime(t=0, i=self._t)
 
-    def drain(self, stream: Stream, until: OpTime) -> None:
+    def drain(self, stream: Stream, until: OpTime) -> OpTime:
         self._say(f"drain stream {stream.name} ({stream.source} -> {stream.target}) to {stream.source}'s last write "
                   "after the fence, then stop it; record the cutover point (both optimes)")
+        return until
 
     def start_stream(self, stream: Stream) -> None:
         self._say(f"start the way back: stream {stream.name} ({stream.source} -> {stream.target}, through the "
