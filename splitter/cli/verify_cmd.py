@@ -15,7 +15,10 @@ from rich.table import Table
 from splitter.cli.output import config_option
 from splitter.cluster.connect import Connector
 from splitter.config import SplitConfig, load_config
+from splitter.engine.session import check_routing_pin
 from splitter.errors import BadInput, OperationalError
+from splitter.store.checkpoint import StateStore
+from splitter.store.files import StateFiles
 from splitter.verify.compare import compare_sets
 from splitter.verify.report import VerifyReport, id_to_text
 
@@ -107,6 +110,7 @@ def verify(config_path: Path, as_json: bool, samples: int, half: str, workers: i
     Documents whose key is missing or not an integer are counted, never compared.
     """
     config = load_config(config_path)
+    check_routing_pin(config, StateStore(StateFiles(config.state_path)).load())
     halves = resolve_halves(config, half)
     connector = Connector(config.credentials)
     try:
