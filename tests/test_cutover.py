@@ -28,7 +28,8 @@ from tests.cutover_driver import (
 )
 from tests.helpers import rs1_client, rs2_client
 
-pytestmark = pytest.mark.mongod
+# A whole split under the application: minutes on a loaded machine (the suite's default is 900 s per test).
+pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]
 
 
 def _check_app(app) -> None:
