@@ -83,8 +83,8 @@ def wait_switch(lab: Lab, phase: str, epoch: int, run: Run | None = None) -> Non
     wait_for(f"switch epoch {epoch} at {phase}", reached)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return run_cli(*args)
+def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return run_cli(*args, timeout=timeout)
 
 
 def confirm(config: str, gate: str = "deploy-client-v2") -> None:
@@ -93,5 +93,5 @@ def confirm(config: str, gate: str = "deploy-client-v2") -> None:
 
 
 def until_catch_up(lab: Lab) -> None:
-    result = cli("run", "-c", str(lab.layout.config_path), "--yes", "--until", "catch-up")
+    result = cli("run", "-c", str(lab.layout.config_path), "--yes", "--until", "catch-up", timeout=2400)
     assert result.returncode == 0, result.stdout + result.stderr
