@@ -1,115 +1,196 @@
-"""Zero-loss cutover on real mongod: every acknowledged write of rs2's half made on rs1 after the split
-reaches rs2 (also across a SIGKILL during catch-up), `verify` passes, and a tampered document is named."""
+"""The cutover on real mongod under the lab application (both halves, inserts/updates/deletes, retries, follows
+splitter.routing): fence, drain, switch, verification at snapshots, reverse, finalize, and SIGKILL/SIGSTOP of
+`run` at each point of the protocol. Every acknowledged write must end on its owner with its last value."""
 
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from bson import Timestamp
+from pymongo.errors import OperationFailure
 
 from splitter.lab.lab import Lab
-from splitter.waiting import wait_until
-from tests.helpers import MixedWriter, half_snapshot, rs1_client, rs2_client, run_cli
+from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID
+from splitter.store.catchup_position import PositionStore
+from tests.cutover_driver import (
+    Run,
+    app_for,
+    cli,
+    confirm,
+    cutover,
+    last_switch,
+    until_catch_up,
+    wait_for,
+    wait_gate,
+    wait_switch,
+)
+from tests.helpers import rs1_client, rs2_client
 
-pytestmark = pytest.mark.mongod
-COLLECTIONS = ("users", "events", "sessions")
-
-
-class Run:
-    """`splitter run` in the background, waiting at the gate; output goes to a file (a full pipe would block it)."""
-
-    def __init__(self, config: str) -> None:
-        self.log = Path(config).parent / f"run-{time.monotonic_ns()}.log"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "splitter", "run", "-c", config], stdout=out,
-                                         stderr=subprocess.STDOUT, text=True)
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
-def _status(config: str) -> dict:
-    return json.loads(run_cli("status", "-c", config, "--json").stdout)
+# A whole split under the application: minutes on a loaded machine (the suite's default is 900 s per test).
+pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]
 
 
-def _wait_for(what: str, check, timeout: float = 300) -> None:
-    wait_until(what, check, timeout=timeout)
+def _check_app(app) -> None:
+    assert app.failures == [], app.failures[:5]
+    assert app.acknowledged > 200
+    result = app.check()
+    assert result.ok, result.problems[:10]
+    assert result.checked > 50 and result.deleted_checked > 5
 
 
-def _applied(config: str) -> int:
-    catch_up = _status(config).get("catch_up") or {}
-    return (catch_up.get("counters") or {}).get("applied", 0)
+def _routing_docs(lab: Lab) -> list[dict]:
+    return [c[DATABASE][COLLECTION].find_one({"_id": DOCUMENT_ID}) for c in (rs1_client(lab), rs2_client(lab))]
 
 
-def _assert_rs2_half_equal(lab: Lab) -> int:
-    compared = 0
-    for name in COLLECTIONS:
-        on_rs1 = half_snapshot(rs1_client(lab), name, 1)
-        on_rs2 = half_snapshot(rs2_client(lab), name, 1)
-        assert on_rs1.keys() == on_rs2.keys(), (name, set(on_rs1) ^ set(on_rs2))
-        assert on_rs1 == on_rs2, name
-        compared += len(on_rs1)
-    return compared
-
-
-def _split_with_writer(lab: Lab, kill_during_catch_up: bool) -> MixedWriter:
-    config = str(lab.layout.config_path)
-    writer = MixedWriter(rs1_client(lab)).start()
-    result = run_cli("run", "-c", config, "--yes", "--until", "catch-up")
+def _finish(lab: Lab, run: Run) -> None:
+    result = cli("finalize", "-c", str(lab.layout.config_path))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert run.wait(600) == 0, run.output()[-4000:]
+
+
+def test_full_split_with_confirm_at_each_gate_under_a_live_app(fresh_lab: Lab) -> None:
+    config = str(fresh_lab.layout.config_path)
+    app = app_for(fresh_lab).start()
     run = Run(config)
     try:
-        _wait_for("the deploy-client-v2 gate", lambda: _status(config)["waiting_gate"] == "deploy-client-v2")
-        first = _applied(config)
-        _wait_for("the background catch-up to apply writes", lambda: _applied(config) > first + 20)
-        if kill_during_catch_up:
-            run.proc.send_signal(signal.SIGKILL)
-            assert run.proc.wait(timeout=30) == -signal.SIGKILL
-            run = Run(config)
-            _wait_for("the gate again", lambda: _status(config)["waiting_gate"] == "deploy-client-v2")
-            again = _applied(config)
-            _wait_for("the resumed catch-up", lambda: _applied(config) > again + 20)
-        writer.stop()  # the old client is gone once client v2 is deployed
-        assert run_cli("confirm", "-c", config, "deploy-client-v2").returncode == 0
-        assert run.proc.wait(timeout=600) == 0, run.output()
+        wait_gate(fresh_lab, "deploy-client-v1", run)
+        confirm(config, "deploy-client-v1")
+        wait_gate(fresh_lab, "deploy-client-v2", run)
+        wait_for("the split's routing published on both sets",
+                 lambda: [(d or {}).get("state") for d in _routing_docs(fresh_lab)] == ["split", "split"])
+        confirm(config, "deploy-client-v2")
+        wait_switch(fresh_lab, "verified", 2, run)
+        switch = last_switch(fresh_lab)
+        assert switch["verified"] is True and "equal at the snapshot" in switch["verify_summary"]
+
+        # A client that still writes an rs2 user to rs1 gets an error it can see; following the routing
+        # document it lands on rs2.
+        rs1, rs2 = rs1_client(fresh_lab), rs2_client(fresh_lab)
+        with pytest.raises(OperationFailure) as refused:
+            rs1.app.ledger.insert_one({"_id": "stray-1", "user_id": 1, "v": 1})
+        assert refused.value.code == 121
+        victim = rs1.app.users.find_one({"user_id": {"$mod": [2, 1]}})
+        with pytest.raises(OperationFailure):
+            rs1.app.users.update_one({"_id": victim["_id"]}, {"$set": {"stray": True}})
+        docs = _routing_docs(fresh_lab)
+        assert {d["epoch"] for d in docs} == {2} and docs[0]["owners"] == {"0": "rs1", "1": "rs2"}
+        rs2.app.ledger.insert_one({"_id": "stray-1", "user_id": 1, "v": 1})
+
+        # A delete cannot be fenced: one that reaches rs1 after the switch is reported, not lost silently.
+        gone = rs1.app.events.find_one({"user_id": {"$mod": [2, 1]}}, {"_id": 1})["_id"]
+        assert rs1.app.events.delete_one({"_id": gone}).deleted_count == 1
+
+        refused_cleanup = cli("cleanup", "-c", config, "--set", "both")
+        assert refused_cleanup.returncode == 2 and "final" in refused_cleanup.stderr
+        _finish(fresh_lab, run)
     finally:
-        writer.stop()
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
-    assert writer.failures == [], writer.failures[:5]
-    assert writer.acknowledged > 200
-    return writer
+        app.stop()
+        run.kill()
+    _check_app(app)
+    assert rs2.app.ledger.find_one({"_id": "stray-1"}) is not None
+    assert rs2.app.users.find_one({"_id": victim["_id"]}) == victim  # the refused update changed nothing
+    assert any(repr(gone) in s for s in last_switch(fresh_lab)["stray_deletes"])
+    assert "repeat them on rs2" in run.output()
+    assert {d["state"] for d in _routing_docs(fresh_lab)} == {"final"}
+    status = json.loads(cli("status", "-c", config, "--json").stdout)
+    assert status["cutover"]["state"] == "final"
+    # The fence on rs1 stays after finalize (stray writes of rs2's half keep failing visibly).
+    with pytest.raises(OperationFailure):
+        rs1.app.ledger.insert_one({"_id": "stray-2", "user_id": 3, "v": 1})
 
 
-def test_every_write_of_rs2s_half_reaches_rs2_and_verify_passes(fresh_lab: Lab) -> None:
-    writer = _split_with_writer(fresh_lab, kill_during_catch_up=False)
-    assert _assert_rs2_half_equal(fresh_lab) > 0
-    moved_or_new = sum(1 for ids in writer.touched.values() for i in ids if str(i).startswith("w"))
-    assert moved_or_new > 50
-    status = _status(str(fresh_lab.layout.config_path))
-    assert status["cutover"] and status["cutover"]["verified"]
-    result = run_cli("verify", "-c", str(fresh_lab.layout.config_path), "--json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["ok"] and report["halves"] == ["rs2"] and len(report["collections"]) == 3
-    assert all(r["ok"] for r in report["collections"])
-
-    # A deliberately altered document on rs2 is found and named.
-    victim = next(iter(half_snapshot(rs2_client(fresh_lab), "events", 1)))
-    rs2_client(fresh_lab).app.events.update_one({"_id": victim}, {"$set": {"tampered": True}})
-    result = run_cli("verify", "-c", str(fresh_lab.layout.config_path), "--samples", "3")
-    assert result.returncode == 3, result.stderr  # differ, not "could not check"
-    assert str(victim) in result.stdout + result.stderr and "app.events" in result.stderr
+def _paused(run: Run, phase: str) -> None:
+    def there() -> bool:
+        if run.proc.poll() is not None:
+            raise AssertionError(f"run exited {run.proc.returncode}: {run.output()[-3000:]}")
+        return f"paused at {phase}" in run.output()
+    wait_for(f"run paused at {phase}", there)
 
 
-def test_sigkill_during_catch_up_then_resume_loses_nothing(fresh_lab: Lab) -> None:
-    _split_with_writer(fresh_lab, kill_during_catch_up=True)
-    assert _assert_rs2_half_equal(fresh_lab) > 0
-    result = run_cli("verify", "-c", str(fresh_lab.layout.config_path))
+def test_overwrite_race_and_sigkill_at_each_protocol_point(fresh_lab: Lab) -> None:
+    config = str(fresh_lab.layout.config_path)
+    until_catch_up(fresh_lab)
+    app = app_for(fresh_lab, max_op_seconds=600).start()
+    run = Run(config, pause_at="fenced")
+    try:
+        wait_gate(fresh_lab, run=run)
+        # The race of issue 13: the catch-up frozen behind while the application writes rs2's users on rs1.
+        run.proc.send_signal(signal.SIGSTOP)
+        before = app.acknowledged
+        wait_for("writes while the catch-up is frozen", lambda: app.acknowledged > before + 100)
+        confirm(config)
+        run.proc.send_signal(signal.SIGCONT)
+        _paused(run, "fenced")
+        run.kill()
+        assert last_switch(fresh_lab)["phase"] == "fenced"
+        # A delete of rs2's half on rs1 after the fence (deletes cannot be fenced) is replayed by the drain.
+        rs1 = rs1_client(fresh_lab)
+        gone = rs1.app.users.find_one({"user_id": {"$mod": [2, 1]}}, {"_id": 1})["_id"]
+        assert rs1.app.users.delete_one({"_id": gone}).deleted_count == 1
+
+        run = Run(config, pause_at="draining")
+        _paused(run, "draining")
+        run.kill()
+        run = Run(config, pause_at="published")
+        _paused(run, "published")
+        run.kill()
+        assert cutover(fresh_lab)["state"] == "switched" and last_switch(fresh_lab)["verified"] is None
+        run = Run(config, pause_at="fenced")  # resumes the verification, then waits; pauses in the reverse
+        wait_switch(fresh_lab, "verified", 2, run)
+        assert last_switch(fresh_lab)["verified"] is True
+        forward = PositionStore(fresh_lab.layout.root / "state", "rs2").load()
+        drained = last_switch(fresh_lab)["drain_optime"]
+        assert cli("reverse", "-c", config).returncode == 0
+        _paused(run, "fenced")
+        run.kill()
+        run = Run(config)
+        wait_switch(fresh_lab, "verified", 3, run)
+        assert cutover(fresh_lab)["state"] == "reversed" and last_switch(fresh_lab)["verified"] is True
+        assert cli("switch", "-c", config).returncode == 0
+        wait_switch(fresh_lab, "verified", 4, run)
+        _finish(fresh_lab, run)
+    finally:
+        app.stop()
+        run.proc.send_signal(signal.SIGCONT)
+        run.kill()
+    _check_app(app)
+    assert rs2_client(fresh_lab).app.users.find_one({"_id": gone}) is None
+    # The catch-up into rs2 stopped at the drain point: it never wrote to rs2 after rs2 opened.
+    assert forward is not None and forward.applied_through <= Timestamp(drained["t"], drained["i"])
+    again = PositionStore(fresh_lab.layout.root / "state", "rs2").load()
+    assert again is not None and again.resume_token == forward.resume_token
+
+
+def test_reverse_round_trip_then_cleanup(fresh_lab: Lab) -> None:
+    config = str(fresh_lab.layout.config_path)
+    until_catch_up(fresh_lab)
+    app = app_for(fresh_lab).start()
+    run = Run(config)
+    try:
+        wait_gate(fresh_lab, run=run)
+        confirm(config)
+        wait_switch(fresh_lab, "verified", 2, run)
+        refused = cli("cleanup", "-c", config, "--set", "both")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert cli("switch", "-c", config).returncode == 2  # not possible now: nothing was reversed
+        assert cli("reverse", "-c", config).returncode == 0
+        wait_switch(fresh_lab, "verified", 3, run)
+        moved = app.acknowledged
+        wait_for("writes of rs2's users on rs1 again", lambda: app.acknowledged > moved + 100)
+        with app._lock:
+            recent = [op for op in app.ops[moved:] if op.user % 2 == 1]
+        assert recent and all(op.acked_by == "rs1" for op in recent[-10:])
+        assert cli("finalize", "-c", config).returncode == 2  # not while reversed
+        assert cli("switch", "-c", config).returncode == 0
+        wait_switch(fresh_lab, "verified", 4, run)
+        _finish(fresh_lab, run)
+    finally:
+        app.stop()
+        run.kill()
+    _check_app(app)
+    result = cli("cleanup", "-c", config, "--set", "both")
     assert result.returncode == 0, result.stdout + result.stderr
+    _check_app(app)
+    assert rs1_client(fresh_lab).app.ledger.count_documents({"user_id": {"$mod": [2, 1]}}) == 0

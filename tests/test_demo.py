@@ -32,7 +32,8 @@ def test_demo_runs_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "split complete" in out or "demo finished" in out
-    for expected in ("rs1", "rs2", "users", "events", "sessions", "PRIMARY", "ARBITER", "0 failed"):
+    for expected in ("rs1", "rs2", "users", "events", "sessions", "PRIMARY", "ARBITER", "0 failed",
+                     "rs2's users' longest write stall at the switch"):
         assert expected in out, expected
     assert "lab stopped" in out
     assert _mongods_under(root) == []

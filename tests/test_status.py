@@ -65,9 +65,15 @@ def steps(*states: str) -> tuple[tuple[str, str], ...]:
         "possible until rewrite-replset-config)", "splitter run -c split.yaml")),
     (Situation(CONFIG, steps(*["done"] * 8), point_of_no_return=True), NextAction(
         "stopped after rewrite-replset-config; the next step is stop-standalone", "splitter run -c split.yaml")),
-    (Situation(CONFIG, steps(*["done"] * 13), point_of_no_return=True, cutover_state="switched", cutover_epoch=2),
-     NextAction("the traffic of rs2's half is switched (epoch 2); finalize once you will not switch back (cleanup "
-                "waits for it)", "splitter finalize -c split.yaml")),
+    (Situation(CONFIG, steps(*["done"] * 13), point_of_no_return=True, cutover_state="switched", cutover_epoch=2,
+               cutover_possible=("reverse", "finalize")),
+     NextAction("the traffic of rs2's half is switched (epoch 2); possible now: reverse, finalize; finalize once you "
+                "will not switch back (cleanup waits for it)", "splitter finalize -c split.yaml")),
+    (Situation(CONFIG, steps(*["done"] * 12, "running"), point_of_no_return=True, cutover_state="reversed",
+               cutover_epoch=3, cutover_possible=("switch",), run_holder=HOLDER),
+     NextAction("`splitter run` (pid 4242 on ops1) keeps the way back running: the traffic of rs2's half is "
+                "reversed (epoch 3); possible now: switch (finalize closes the way back; cleanup waits for it)",
+                "splitter switch -c split.yaml")),
     (Situation(CONFIG, steps(*["done"] * 13), point_of_no_return=True, cutover_state="final", cutover_epoch=1),
      NextAction("the split is complete: delete each set's other half, throttled, in a quiet window (it resumes where "
                 "it stopped)", "splitter cleanup -c split.yaml --set both --window 01:00-05:00")),

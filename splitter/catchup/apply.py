@@ -159,6 +159,16 @@ def _index(event: Mapping[str, Any], db: str, coll: str) -> Translation:
     return Translation(db, coll, "index", index=IndexOp(action, specs))
 
 
+def is_fence_change(event: Mapping[str, Any]) -> bool:
+    """A collMod that puts splitter's write fence up: its validator is (or ends with) `{$nor: [<half>]}`."""
+    validator = (event.get("operationDescription") or {}).get("validator")
+    if not isinstance(validator, Mapping):
+        return False
+    if list(validator) == ["$and"] and validator["$and"]:
+        validator = validator["$and"][-1]
+    return isinstance(validator, Mapping) and list(validator) == ["$nor"] and len(validator["$nor"]) == 1
+
+
 def translate(event: Mapping[str, Any], routing: Routing, target_set: str) -> Translation:
     """Turn one change event from rs1 into the target set's writes; raises UnsupportedChange when it cannot."""
     op = event["operationType"]
@@ -177,6 +187,8 @@ def translate(event: Mapping[str, Any], routing: Routing, target_set: str) -> Tr
                                                            routing, target_set)])
     if op in INDEX_EVENTS:
         return _index(event, db, coll)
+    if op == "modify" and is_fence_change(event):
+        return Translation(db, coll, "skipped")  # splitter's own write fence (cutover/fence.py): not replayed
     if op == "modify":
         return Translation(db, coll, "skipped", note=f"collMod on {db}.{coll} during the split is not replayed; "
                            f"repeat it on {target_set}: {dict(event.get('operationDescription') or {})}")

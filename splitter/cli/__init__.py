@@ -1,4 +1,4 @@
-"""Command line: `splitter plan|run|confirm|status|rollback|verify|cleanup|lab|demo`.
+"""Command line: `splitter plan|run|confirm|switch|reverse|finalize|status|rollback|verify|cleanup|lab|demo`.
 
 Exit codes: 0 done or stopped as asked, 1 operational failure, 2 bad input (nothing changed),
 130 interrupted by Ctrl-C (the checkpoint is consistent; run again to resume).
@@ -56,10 +56,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, log_format: str, metrics_
 
 
 def _register() -> None:
-    from splitter.cli import lab_cmd, run_cmd, status_cmd
+    from splitter.cli import cutover_cmd, lab_cmd, run_cmd, status_cmd
 
     cli.add_command(lab_cmd.lab)
-    for command in (*run_cmd.COMMANDS, status_cmd.status):
+    for command in (*run_cmd.COMMANDS, *cutover_cmd.COMMANDS, status_cmd.status):
         cli.add_command(command)
     for module_name, attr in (("splitter.cli.verify_cmd", "verify"), ("splitter.cli.cleanup_cmd", "cleanup"),
                               ("splitter.cli.demo_cmd", "demo")):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import click
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 from rich.table import Table
 
 from splitter.cli.cleanup_cmd import cleanup
@@ -18,45 +16,19 @@ from splitter.engine.gates import GateKeeper
 from splitter.engine.plan import build_plan
 from splitter.engine.runner import Runner
 from splitter.engine.session import open_session, pin_routing
+from splitter.lab.app import LabApp
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY
 from splitter.steps.registry import all_steps
 from splitter.store.lock import StateLock
 
 
-class DemoWriter:
-    """The 'application': inserts and updates users of both halves through rs1 while the split runs."""
-
-    def __init__(self, uri: str) -> None:
-        self.client = MongoClient(uri, retryWrites=True, serverSelectionTimeoutMS=30000)
-        self.ok = 0
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        events = self.client[DATABASE]["events"]
-        n = 0
-        while not self._stop.is_set():
-            try:
-                events.insert_one({KEY: 1_000_000 + n, "kind": "demo", "seq": n})
-                self.ok += 1
-            except PyMongoError:
-                self.failed += 1
-            n += 1
-            time.sleep(0.02)
-
-    def __enter__(self) -> DemoWriter:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self.client.close()
+def demo_app(lab: Lab) -> LabApp:
+    """The 'application': writes users of both halves and follows the routing document splitter publishes."""
+    clients = {name: MongoClient(f"mongodb://{','.join(lab.layout.host(n).host for n in nodes)}/?replicaSet={name}",
+                                 retryWrites=True, serverSelectionTimeoutMS=5000)
+               for name, nodes in (("rs1", ("node1", "node2")), ("rs2", ("node3", "node4")))}
+    return LabApp(clients, "rs1", threads=2, users=64, interval=0.02, max_op_seconds=600)
 
 
 def _halves(client: MongoClient) -> dict[str, tuple[int, int]]:
@@ -65,7 +37,7 @@ def _halves(client: MongoClient) -> dict[str, tuple[int, int]]:
             for c in COLLECTIONS}
 
 
-def _summary(lab: Lab, writer: DemoWriter) -> None:
+def _summary(lab: Lab, app: LabApp) -> None:
     table = Table("set", "members", "collection", "even half (rs1's)", "odd half (rs2's)")
     for name, nodes in (("rs1", ("node1", "node2")), ("rs2", ("node3", "node4"))):
         seeds = ",".join(lab.layout.host(n).host for n in nodes)
@@ -76,7 +48,12 @@ def _summary(lab: Lab, writer: DemoWriter) -> None:
                 table.add_row(name, members, coll, str(even), str(odd))
                 members = ""
     console.print(table)
-    console.print(f"application writes during the split: {writer.ok} acknowledged, {writer.failed} failed")
+    check = app.check()
+    console.print(f"application writes during the split: {app.acknowledged} acknowledged, {len(app.failures)} failed; "
+                  f"{check.checked} documents on their owner with their last value, {check.deleted_checked} deleted "
+                  f"ones absent{'' if check.ok else ': PROBLEMS ' + '; '.join(check.problems[:3])}")
+    console.print(f"rs2's users' longest write stall at the switch: {app.stall():.2f}s (the application follows "
+                  f"splitter.routing: it holds their writes while `fenced`, then writes them to rs2)")
 
 
 @click.command()
@@ -97,19 +74,20 @@ def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool) -> None:
         say(f"plan: {len(plan)} steps, point of no return at "
             f"{next(s.id for s in plan if not s.reversible)}; running them now")
         ctx = open_session(lab.layout.config_path, dry_run=False, events=console_bus(), auto_confirm=True)
-        with DemoWriter(lab.layout.connection_string) as writer:
+        app = demo_app(lab).start()
+        try:
             lock = StateLock(ctx.config.state_path)
             lock.acquire("splitter demo")
             try:
                 pin_routing(ctx)
-                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until="catch-up").run()
-                writer.stop()  # the app stops writing rs2's half to rs1 once it routes by key
-                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()
+                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()  # the lab finalizes by itself
             finally:
                 lock.release()
+        finally:
+            app.stop()
         say("cleanup: one pass per set (each deletes the other set's half, interlocked, w:majority)")
         cleanup.main(["-c", str(lab.layout.config_path), "--set", "both"], standalone_mode=False)
-        _summary(lab, writer)
+        _summary(lab, app)
         say(f"demo finished in {time.monotonic() - started:.0f}s")
     finally:
         if not keep:

@@ -47,10 +47,14 @@ def plan(config_path: Path, as_json: bool) -> None:
 @config_option
 @click.option("--yes", is_flag=True, help="Confirm every gate automatically (lab and demo; in production confirm "
               "each gate after the app change).")
+@click.option("--yes-cutover", is_flag=True, help="Finalize the cutover by itself once its verification passed "
+              "(with --yes this is implied on the lab inventory only).")
 @click.option("--step", "step_mode", is_flag=True, help="Ask before each step.")
 @click.option("--until", type=click.Choice(STEP_IDS), help="Stop after this step.")
-def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> None:
-    """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed."""
+def run(config_path: Path, yes: bool, yes_cutover: bool, step_mode: bool, until: str | None) -> None:
+    """Run the split from the checkpoint: each step is prechecked, applied, verified, then checkpointed.
+
+    The last step switches the traffic and keeps the way back running until `splitter finalize`."""
     lock = locked(config_path, "splitter run")
     try:
         # The state is read only once the lock is held: a run that finished meanwhile has saved its steps.
@@ -58,6 +62,7 @@ def run(config_path: Path, yes: bool, step_mode: bool, until: str | None) -> Non
     except BaseException:
         lock.release()
         raise
+    ctx.yes_cutover = yes_cutover
     try:
         pin_routing(ctx)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from splitter.config import Gate, parse_duration
+from splitter.cutover.switch import is_lab
 from splitter.events import EventType
 from splitter.steps.base import GateSpec
 from splitter.steps.context import StepContext
@@ -51,8 +52,12 @@ class GateKeeper:
                                        source=self.ctx.source_name, target=self.ctx.target_name,
                                        routing=self.ctx.config.routing.describe())
 
+    def _auto(self, gate_id: str) -> bool:
+        """--yes passes the cutover's gate only on the lab inventory or with --yes-cutover (issue 13)."""
+        return self.auto_yes and (gate_id != "deploy-client-v2" or self.ctx.yes_cutover or is_lab(self.ctx))
+
     def _confirmed_by(self, gate_id: str, command: str | None) -> str | None:
-        if self.auto_yes:
+        if self._auto(gate_id):
             return "--yes"
         confirmation = gatefiles.read_confirmation(self.ctx.files, gate_id)
         if confirmation is not None:
@@ -70,9 +75,9 @@ class GateKeeper:
         poll = parse_duration(gate.poll)
         self.ctx.state.waiting_gate = spec.id
         self.ctx.save()
-        hint = None if self.auto_yes else (f"when done: splitter confirm -c {self.ctx.config.config_path} {spec.id}"
-                                           + (f"   (or the gate command `{gate.command}` succeeds)"
-                                              if gate.command else ""))
+        confirm = f"when done: splitter confirm -c {self.ctx.config.config_path} {spec.id}"
+        hint = None if self._auto(spec.id) else (confirm + (f"   (or the gate command `{gate.command}` succeeds)"
+                                                            if gate.command else ""))
         self.ctx.events.emit(EventType.GATE_WAITING, f"GATE {spec.id}: {self.instruction(spec)}", gate=spec.id,
                              instruction=self.instruction(spec), hint=hint)
         if hint:

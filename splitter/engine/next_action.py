@@ -22,6 +22,7 @@ class Situation:
     point_of_no_return: bool = False
     cutover_state: str | None = None
     cutover_epoch: int | None = None
+    cutover_possible: tuple[str, ...] = ()        # switch / reverse / finalize, as far as the checkpoint says
     target: str = "rs2"
     cleanup_done: bool = False
     paused: bool = False
@@ -85,6 +86,12 @@ def _while_running(situation: Situation, run: str, watch: str) -> NextAction:
         return NextAction(f"{who} waits at gate {gate}: make the application change it asks for, then confirm it",
                           f"splitter confirm -c {situation.config} {gate}")
     working = _first(situation, "running")
+    if situation.cutover_possible:
+        verbs = situation.cutover_possible
+        return NextAction(f"{who} keeps the way back running: the traffic of {situation.target}'s half is "
+                          f"{situation.cutover_state} (epoch {situation.cutover_epoch}); possible now: "
+                          f"{', '.join(verbs)} (finalize closes the way back; cleanup waits for it)",
+                          f"splitter {verbs[-1]} -c {situation.config}")
     return NextAction(f"{who} is working on {working or 'the split'}; nothing to do but watch", watch)
 
 
@@ -94,9 +101,10 @@ def _after_the_steps(situation: Situation) -> NextAction:
         return NextAction("every step is done but no cutover is recorded; compare the halves", f"splitter verify -c "
                           f"{config}")
     if situation.cutover_state != "final":
+        verbs = ", ".join(situation.cutover_possible) or "none until a run finishes the switch in progress"
         return NextAction(f"the traffic of {situation.target}'s half is {situation.cutover_state} (epoch "
-                          f"{situation.cutover_epoch}); finalize once you will not switch back (cleanup waits for "
-                          "it)", f"splitter finalize -c {config}")
+                          f"{situation.cutover_epoch}); possible now: {verbs}; finalize once you will not switch "
+                          "back (cleanup waits for it)", f"splitter finalize -c {config}")
     if situation.cleanup_done:
         return NextAction("the split is complete and both sets are cleaned up; nothing left to do")
     return NextAction("the split is complete: delete each set's other half, throttled, in a quiet window (it "

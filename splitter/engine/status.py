@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from splitter.cutover.protocol import possible
 from splitter.engine.next_action import NextAction, Situation, next_action
 from splitter.errors import SplitterError
 from splitter.observe.metrics import live_step_states
@@ -144,6 +145,7 @@ def collect_status(ctx: StepContext, config_arg: str | None = None, *, with_topo
         point_of_no_return=state.point_of_no_return is not None,
         cutover_state=state.cutover.state if state.cutover else None,
         cutover_epoch=state.cutover.epoch if state.cutover else None, target=ctx.target_name,
+        cutover_possible=possible(state.cutover, ctx.source_name, ctx.target_name),
         cleanup_done=len(cleanup) == 2 and all(s["done"] for s in cleanup.values()), paused=ctx.files.pause.exists())
     action: NextAction = next_action(situation)
     return {
@@ -163,6 +165,7 @@ def collect_status(ctx: StepContext, config_arg: str | None = None, *, with_topo
         "point_of_no_return": _model(state.point_of_no_return),
         "point_of_no_return_step": POINT_OF_NO_RETURN,
         "cutover": _model(state.cutover),
+        "cutover_possible": list(possible(state.cutover, ctx.source_name, ctx.target_name)),
         "catch_up": read_status(ctx.store.dir, ctx.target_name),
         "catch_up_streams": {s: read_status(ctx.store.dir, s) for s in ctx.files.catchup_streams()},
         "cleanup": cleanup,

@@ -31,6 +31,7 @@ class StepContext:
     store: StateStore
     events: EventBus
     auto_confirm: bool = False
+    yes_cutover: bool = False  # finalize the cutover by itself after its verification (also: lab + --yes)
 
     @property
     def files(self) -> StateFiles:

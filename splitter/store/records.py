@@ -102,6 +102,17 @@ class GatePass(Record):
 
 
 CutoverState = Literal["split", "switching", "switched", "reversing", "reversed", "final"]
+SwitchPhase = Literal["started", "fenced", "drained", "published", "streaming", "verified"]
+
+
+class FenceRecord(Record):
+    """A collection's validator settings before splitter fenced it (canonical Extended JSON), restored exactly."""
+
+    set_name: str
+    namespace: str
+    validator: str | None = None            # None: the collection had no validator
+    level: str | None = None
+    action: str | None = None
 
 
 class SwitchRecord(Record):
@@ -117,6 +128,10 @@ class SwitchRecord(Record):
     published_at: str | None = None
     verified: bool | None = None
     verify_summary: str | None = None
+    phase: SwitchPhase = "started"          # the last postcondition reached (checkpointed after it)
+    drain_stream: str | None = None         # the stream from_set -> to_set drained at this switch
+    back_stream: str | None = None          # the stream to_set -> from_set started at this switch
+    stray_deletes: tuple[str, ...] = ()     # deletes of the moving half that reached from_set after the switch
 
 
 class CutoverRecord(Record):
@@ -128,6 +143,8 @@ class CutoverRecord(Record):
     fenced: tuple[str, ...] = ()
     switches: tuple[SwitchRecord, ...] = ()
     finalized_at: str | None = None
+    fences: tuple[FenceRecord, ...] = ()    # the original validator settings of every fenced collection
+    history_window: int | None = None       # minSnapshotHistoryWindowInSeconds before the verification raised it
 
     @property
     def last_switch(self) -> SwitchRecord | None:

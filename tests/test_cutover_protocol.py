@@ -1,0 +1,171 @@
+"""The cutover script without a cluster: order of the phases, resume after a crash at every phase, what is
+possible when, and the invariant that no stream writes into a set after it opened for the moving half."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from splitter.catchup.apply import is_fence_change, translate
+from splitter.cutover import fence
+from splitter.cutover.protocol import CutoverProtocol
+from splitter.cutover.snapshot import SnapshotDiff
+from splitter.cutover.switch import Stream, SwitchActions
+from splitter.errors import BadInput, OperationalError
+from splitter.events import EventBus
+from splitter.routing import Routing
+from splitter.routing_document import RoutingDocument
+from splitter.store.checkpoint import RunState
+from splitter.store.files import StateFiles
+from splitter.store.records import CutoverRecord, OpTime, SplitPoint
+
+ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None})
+
+
+class Crash(Exception):
+    pass
+
+
+class FakeCluster(SwitchActions):
+    """Records every action; `crash_after` raises after the named action (a SIGKILL there)."""
+
+    def __init__(self, state: RunState, crash_after: str | None = None, diff: SnapshotDiff | None = None) -> None:
+        self.state, self.crash_after, self.diff = state, crash_after, diff or SnapshotDiff()
+        self.lines: list[str] = []
+        self.calls: list[str] = []
+        self.clock = 100
+        self.opened: set[str] = set()     # sets that take writes of the moving half (published owner)
+        self.docs: list[RoutingDocument] = []
+        self.running: Stream | None = None
+
+    def _did(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.crash_after:
+            raise Crash(name)
+
+    def checkpoint(self, cutover: CutoverRecord) -> None:
+        self.state.cutover = cutover
+
+    def current(self) -> CutoverRecord | None:
+        return self.state.cutover
+
+    def publish(self, doc: RoutingDocument) -> None:
+        self.docs.append(doc)
+        self.opened = set() if doc.fenced else {doc.owners["1"]}
+        self._did(f"publish {doc.state} e{doc.epoch}{' fenced' if doc.fenced else ''}")
+
+    def fence(self, set_name: str) -> None:
+        self._did(f"fence {set_name}")
+
+    def lift(self, set_name: str) -> None:
+        self._did(f"lift {set_name}")
+
+    def last_write(self, set_name: str) -> OpTime:
+        self.clock += 1
+        return OpTime(t=self.clock, i=1)
+
+    def drain(self, stream: Stream, until: OpTime) -> OpTime:
+        assert stream.target not in self.opened, f"{stream.name} would write into open {stream.target}"
+        self._did(f"drain {stream.name}")
+        return until
+
+    def start_stream(self, stream: Stream) -> None:
+        assert stream.target not in self.opened
+        self.running = stream
+        self._did(f"start {stream.name}")
+
+    def stop_stream(self) -> None:
+        self.running = None
+
+    def raise_history(self) -> None:
+        self._did("raise history")
+
+    def restore_history(self) -> None:
+        self._did("restore history")
+
+    def verify(self, old: str, old_at: OpTime, new: str, new_at: OpTime) -> SnapshotDiff:
+        assert old_at.ts < new_at.ts
+        self._did(f"verify {old} {new}")
+        return self.diff
+
+
+def _ctx(tmp_path: Path, state: RunState) -> SimpleNamespace:
+    state.split = SplitPoint(optime=OpTime(t=50, i=1), oplog_ends={})
+    events = EventBus()
+    return SimpleNamespace(config=SimpleNamespace(routing=ROUTING, config_path="split.yaml"), state=state,
+                           source_name="rs1", target_name="rs2", keep_hosts=["a:1"], move_hosts=["b:1"],
+                           events=events, progress=events.progress, files=StateFiles(tmp_path))
+
+
+SWITCH = ["publish split e1", "publish switching e1 fenced", "raise history", "fence rs1", "drain rs2",
+          "publish switched e2", "start rs2-to-rs1-e2", "verify rs1 rs2", "restore history"]
+
+
+def test_a_switch_runs_the_phases_in_order(tmp_path: Path) -> None:
+    state = RunState()
+    cluster = FakeCluster(state)
+    protocol = CutoverProtocol(_ctx(tmp_path, state), cluster)
+    protocol.start()
+    protocol.resume()
+    assert cluster.calls == SWITCH
+    assert state.cutover.state == "switched" and state.cutover.epoch == 2 and state.cutover.owner == "rs2"
+    assert state.cutover.fenced == ("rs1",) and state.cutover.last_switch.verified
+    assert cluster.docs[-1].owners == {"0": "rs1", "1": "rs2"} and cluster.docs[0].owners == {"0": "rs1", "1": "rs1"}
+    assert [v for v in ("switch", "reverse", "finalize") if protocol.refusal(v) is None] == ["reverse", "finalize"]
+
+    cluster.calls.clear()
+    protocol.act("reverse")
+    assert cluster.calls == ["publish reversing e2 fenced", "raise history", "fence rs2", "drain rs2-to-rs1-e2",
+                             "lift rs1", "publish reversed e3", "start rs1-to-rs2-e3", "verify rs2 rs1",
+                             "restore history"]
+    assert state.cutover.state == "reversed" and state.cutover.fenced == ("rs2",)
+    assert protocol.refusal("finalize") and protocol.refusal("reverse") and protocol.refusal("switch") is None
+    cluster.calls.clear()
+    protocol.act("switch")
+    assert cluster.calls[2:4] == ["fence rs1", "drain rs1-to-rs2-e3"] and "lift rs2" in cluster.calls
+    protocol.act("finalize")
+    assert state.cutover.state == "final" and cluster.running is None and cluster.docs[-1].state == "final"
+    with pytest.raises(BadInput):
+        protocol.act("reverse")
+
+
+@pytest.mark.parametrize("crash_after", SWITCH[1:])
+def test_a_crash_after_any_action_resumes_to_the_same_end(tmp_path: Path, crash_after: str) -> None:
+    state = RunState()
+    first = FakeCluster(state, crash_after=crash_after)
+    with pytest.raises(Crash):
+        protocol = CutoverProtocol(_ctx(tmp_path, state), first)
+        protocol.start()
+        protocol.resume()
+    again = FakeCluster(state)
+    again.opened, again.clock = first.opened, first.clock  # the published routing and time go on
+    protocol = CutoverProtocol(_ctx(tmp_path, state), again)
+    protocol.start()
+    protocol.resume()
+    assert state.cutover.state == "switched" and state.cutover.epoch == 2 and state.cutover.last_switch.verified
+    assert again.calls[-1] == "restore history" and again.running is not None
+    done = first.calls + again.calls
+    # Nothing after the drain is repeated before it, and the fence is up before any drain.
+    assert done.index("fence rs1") < done.index("drain rs2") < done.index("publish switched e2")
+
+
+def test_a_failed_verification_names_ids_and_leaves_reverse_possible(tmp_path: Path) -> None:
+    state = RunState()
+    cluster = FakeCluster(state, diff=SnapshotDiff(counts={"app.users": (3, 2)}, missing=["u7"]))
+    protocol = CutoverProtocol(_ctx(tmp_path, state), cluster)
+    with pytest.raises(OperationalError, match="u7") as failed:
+        protocol.run()
+    assert "splitter reverse" in (failed.value.hint or "")
+    assert protocol.refusal("reverse") is None and "verification" in (protocol.refusal("finalize") or "")
+
+
+def test_the_fence_filter_and_its_change_event() -> None:
+    f = fence.fence_filter(ROUTING, "user_id", "rs2")
+    assert f == {"$nor": [ROUTING.half_filter("user_id", "rs2")]}
+    event = {"operationType": "modify", "ns": {"db": "app", "coll": "users"},
+             "operationDescription": {"validator": {"$and": [{"x": 1}, f]}, "validationAction": "error"}}
+    assert is_fence_change(event) and translate(event, ROUTING, "rs2").note is None
+    other = {**event, "operationDescription": {"validator": {"x": {"$gt": 1}}}}
+    assert not is_fence_change(other) and translate(other, ROUTING, "rs2").note
