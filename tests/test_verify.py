@@ -283,3 +283,24 @@ def test_verify_killed_halfway_resumes_without_rereading_finished_ranges(
                                            r.hash_target) for r in fresh.results]
     saved.finish()
     assert not VerifyProgress.open(files, ["rs1", "rs2"], 200).done
+
+
+@pytest.mark.mongod
+def test_verify_exits_3_when_halves_differ_and_1_when_it_could_not_check(
+        pair: tuple[Lab, MongoClient, MongoClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from splitter.errors import HalvesDiffer
+
+    lab, source, target = pair
+    config = _write_config(tmp_path, lab.layout.base_port)
+    monkeypatch.setattr(verify_cmd, "open_sets", lambda _config, _connector: (source, target))
+    equal = CliRunner().invoke(verify_cmd.verify, ["-c", str(config), "--half", "both"])
+    assert equal.exit_code == 0, equal.output
+
+    victim = _odd(target, "users", 1)[0]
+    target[DATABASE].users.update_one({"_id": victim}, {"$set": {"tampered": True}})
+    try:
+        differ = CliRunner().invoke(verify_cmd.verify, ["-c", str(config)])
+    finally:
+        target[DATABASE].users.update_one({"_id": victim}, {"$unset": {"tampered": True}})
+    assert isinstance(differ.exception, HalvesDiffer) and str(victim) in differ.exception.message
+    assert differ.exception.exit_code == 3  # "differ"; test_cli_unreachable_set_names_set_and_hosts: 1
