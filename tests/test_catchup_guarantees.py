@@ -28,7 +28,14 @@ from splitter.store.audit import AuditLog
 from splitter.verify.compare import compare_sets
 from tests.conftest import BASE
 from tests.helpers import config_copy, run_cli
-from tests.test_catchup_worker import ODD, ROUTING, assert_odd_half_equal, client, copy_at_optime, wait_for
+from tests.test_catchup_worker import (
+    COLLECTIONS,
+    ODD,
+    ROUTING,
+    client,
+    copy_at_optime,
+    wait_for,
+)
 
 EXCLUDING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None}, exclude=["app.audit"])
 
@@ -59,10 +66,16 @@ def labs(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> Iterator[
 
 def split(labs: Labs) -> Timestamp:
     source, target = labs
-    for extra in ("logs", "events_v2", "users_summary", "audit"):
+    for extra in ("logs", "ev", "sess", "ev_v2", "users_summary", "audit"):
         source.app.drop_collection(extra)
         target.app.drop_collection(extra)
     return copy_at_optime(source, target)
+
+
+def assert_half_equal(source: MongoClient, target: MongoClient, names: tuple[str, ...] = COLLECTIONS) -> None:
+    for name in names:
+        want = list(source.app[name].find(ODD).sort("_id", 1))
+        assert list(target.app[name].find(ODD).sort("_id", 1)) == want, f"app.{name}: rs2's half differs"
 
 
 def worker(labs: Labs, state: Path, at: Timestamp, **kwargs: Any) -> CatchUpWorker:
@@ -86,10 +99,17 @@ def test_burst_keeps_per_id_order_and_moves_keys(labs: Labs, tmp_path: Path) -> 
                 ops.append(UpdateOne({"_id": _id}, {"$inc": {"user_id": 1}}))
             if (rnd + n) % 11 == 0:
                 ops.append(ReplaceOne({"_id": _id}, {"user_id": rnd + n, "v": rnd, "replaced": True}))
+    ops += [UpdateOne({"_id": _id}, {"$set": {"path": "a scalar now"}}) for _id in ids[:10]]
     users.bulk_write(ops, ordered=True)
     stats = worker(labs, tmp_path / "state", at, threads=4, batch_size=300).drain(quiet_seconds=0.5, timeout=120)
     assert stats.events > 1000 and stats.applied > 500
-    assert_odd_half_equal(source, target)
+    assert_half_equal(source, target)
+    # A crash replays from the saved position onto a later state: replaying the whole burst again converges
+    # (`path.deep` no longer fits a scalar `path`: those updates fall back to the current document).
+    again = worker(labs, tmp_path / "again", at, threads=4, batch_size=300)
+    again.drain(quiet_seconds=0.5, timeout=120)
+    assert again.position.counters["fallbacks"] > 0
+    assert_half_equal(source, target)
     assert target.app.users.count_documents({**ODD, "_id": {"$in": ids}}) == users.count_documents(
         {**ODD, "_id": {"$in": ids}}) > 0
     assert target.app.users.count_documents({"_id": {"$gte": 900_000}}) == 200  # the odd half of the inserts
@@ -111,7 +131,8 @@ def test_majority_barrier_holds_the_position(labs: Labs, tmp_path: Path) -> None
             node.admin.command("configureFailPoint", "stopReplProducer", mode="alwaysOn")
         background = BackgroundCatchUp(w).start()
         source.app.users.insert_many([{"_id": 800_000 + i, "user_id": 2 * i + 1} for i in range(200)])
-        wait_for(lambda: target.app.users.count_documents({"_id": {"$gte": 800_000}}) == 200
+        # Each attempt applies its first batch (w: 1) and then waits at the barrier: no attempt gets further.
+        wait_for(lambda: target.app.users.count_documents({"_id": {"$gte": 800_000}}) > 0
                  or not background.alive, 60, "the writes to reach rs2's primary (w: 1)")
         threading.Event().wait(2.0)  # several barriers time out meanwhile
         position = state / "catchup-rs2.json"
@@ -165,11 +186,16 @@ def test_duplicate_key_from_a_stale_other_half_copy_is_resolved(labs: Labs,
 def test_drop_rename_and_out_are_replayed_and_the_rest_can_be_skipped(labs: Labs,
                                                                       tmp_path: Path) -> None:
     source, target = labs
-    source.app.audit.insert_one({"_id": 1})
     at = split(labs)
+    for name in ("ev", "sess"):  # routed collections of this test, on both sets at the split
+        source.app[name].insert_many([{"_id": i, "user_id": i} for i in range(20)])
+        target.app[name].insert_many([{"_id": i, "user_id": i} for i in range(20)])
+    at = source.local["oplog.rs"].find_one(sort=[("$natural", -1)])["ts"]
+    source.app.audit.insert_one({"_id": 1})
     source.app.logs.insert_many([{"user_id": i, "n": i} for i in range(40)])
-    source.app.drop_collection("sessions")
-    source.admin.command("renameCollection", "app.events", to="app.events_v2")
+    source.app.ev.insert_many([{"user_id": i, "late": True} for i in range(20, 30)])
+    source.app.drop_collection("sess")
+    source.admin.command("renameCollection", "app.ev", to="app.ev_v2")
     source.app.users.aggregate([{"$match": {"user_id": {"$lt": 100}}}, {"$project": {"user_id": 1, "x": "out"}},
                                 {"$out": "users_summary"}])
     source.admin.command("renameCollection", "app.logs", to="app.audit", dropTarget=True)  # out of the routing
@@ -179,7 +205,7 @@ def test_drop_rename_and_out_are_replayed_and_the_rest_can_be_skipped(labs: Labs
     token = info.value.message.rsplit("event token ", 1)[1].rstrip(")")
     assert "app.logs was renamed to app.audit" in info.value.message
     names = set(target.app.list_collection_names())
-    assert "sessions" not in names and "events" not in names and {"events_v2", "users_summary"} <= names
+    assert "sess" not in names and "ev" not in names and {"ev_v2", "users_summary"} <= names
     config = config_copy(labs.source_lab, tmp_path)  # its state dir is `state` beside it
     recorded = run_cli("catch-up", "-c", str(config), "--skip-event", token)
     assert recorded.returncode == 0, recorded.stderr
@@ -187,9 +213,8 @@ def test_drop_rename_and_out_are_replayed_and_the_rest_can_be_skipped(labs: Labs
     skipping = worker(labs, state, at, routing=EXCLUDING)
     skipping.drain(quiet_seconds=0.5, timeout=60)
     assert skipping.position.counters["skipped_by_operator"] == 1 and skipping.position.counters["ddl_ops"] >= 3
-    for name in ("events_v2", "users_summary"):
-        want = list(source.app[name].find(ODD).sort("_id", 1))
-        assert want and list(target.app[name].find(ODD).sort("_id", 1)) == want, name
+    assert_half_equal(source, target, ("ev_v2", "users_summary"))
+    assert target.app.ev_v2.count_documents({"late": True}) == 5
     assert target.app.users_summary.count_documents({"$nor": [ODD]}) == 0  # only rs2's half of the $out result
 
 

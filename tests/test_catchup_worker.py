@@ -344,7 +344,7 @@ class FakeTarget:
         def get_collection(coll: str, **_options: Any) -> Any:
             def bulk_write(ops: list[Any], ordered: bool = True, bypass_document_validation: bool = False) -> Any:
                 self.writes.append((f"{db}.{coll}", list(ops)))
-                return SimpleNamespace(deleted_count=0)
+                return SimpleNamespace(deleted_count=0, matched_count=0, upserted_count=len(ops))
             return SimpleNamespace(bulk_write=bulk_write)
 
         def command(doc: dict[str, Any]) -> dict[str, Any]:

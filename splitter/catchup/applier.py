@@ -25,7 +25,7 @@ from pymongo.errors import AutoReconnect, BulkWriteError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from splitter.catchup.apply import Translation, WriteOp, get_path, resolve_lookup
+from splitter.catchup.apply import Lookup, Translation, WriteOp, get_path, resolve_lookup
 from splitter.errors import OperationalError
 from splitter.routing import Routing
 
@@ -63,6 +63,7 @@ class Applier:
         self.wtimeout_ms = wtimeout_ms
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"apply-{target_set}")
         self._election_id: Any = None
+        self._fallbacks: dict[int, Lookup] = {}  # id(UpdateOne) -> its document, for this batch
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -85,6 +86,7 @@ class Applier:
                 deferred.append(later.remaining)
         for remaining in deferred:  # every other partition has applied its events: the value is free now
             self._write(remaining, result, defer=False)
+        self._fallbacks.clear()
         if batch:
             self.barrier()
         return result
@@ -94,7 +96,10 @@ class Applier:
         for tr in part:
             writes = tr.writes
             if tr.lookup is not None:
-                writes = self._resolve(tr, result)
+                writes = self._resolve(tr.namespace, tr.lookup, result)
+            elif tr.fallback is not None:
+                for op in writes:
+                    self._fallbacks[id(op)] = tr.fallback
             if not writes:
                 continue
             if grouped and grouped[-1][0] == tr.namespace:
@@ -103,11 +108,8 @@ class Applier:
                 grouped.append((tr.namespace, list(writes)))
         self._write(grouped, result, defer=True)
 
-    def _resolve(self, tr: Translation, result: BatchResult) -> list[WriteOp]:
-        lookup = tr.lookup
-        assert lookup is not None
-        coll = self.source[tr.database].get_collection(tr.collection, codec_options=RAW,
-                                                       read_concern=ReadConcern("majority"))
+    def _resolve(self, ns: tuple[str, str], lookup: Lookup, result: BatchResult) -> list[WriteOp]:
+        coll = self.source[ns[0]].get_collection(ns[1], codec_options=RAW, read_concern=ReadConcern("majority"))
         outcome, writes = resolve_lookup(coll.find_one({"_id": lookup._id}), lookup, self.routing, self.target_set,
                                          self.before_switch)
         result.counts["lookups"] += 1
@@ -122,14 +124,26 @@ class Applier:
                 try:
                     res = coll.bulk_write(ops, ordered=True, bypass_document_validation=self.bypass_validation)
                     result.counts["deleted"] += res.deleted_count
+                    # Documents of the target's half written (other halves' updates match nothing): the drain's
+                    # quiet period watches these, not the other half's traffic.
+                    result.counts["target_writes"] += res.matched_count + res.upserted_count
                     break
                 except BulkWriteError as exc:
                     details = exc.details or {}
                     result.counts["deleted"] += details.get("nRemoved", 0)
                     error = (details.get("writeErrors") or [{}])[0]
+                    result.counts["target_writes"] += details.get("nMatched", 0) + details.get("nUpserted", 0)
+                    at = error.get("index", 0)
+                    fallback = self._fallbacks.get(id(ops[at]))
+                    if error.get("code") != DUPLICATE_KEY and fallback is not None and not details.get(
+                            "writeConcernErrors"):
+                        # The description does not fit the target's copy (a replay onto a later state after a
+                        # crash): take the source's current document instead, as updateLookup would.
+                        ops = self._resolve(ns, fallback, result) + ops[at + 1:]
+                        result.counts["fallbacks"] += 1
+                        continue
                     if error.get("code") != DUPLICATE_KEY or details.get("writeConcernErrors"):
                         raise
-                    at = error.get("index", 0)
                     if not self._free_duplicate(coll, ns, error, result):
                         if defer:
                             raise _Deferred([(ns, ops[at:]), *grouped[i + 1:]]) from exc

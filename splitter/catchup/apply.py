@@ -87,6 +87,7 @@ class Translation:
     index: IndexOp | None = None
     ddl: DdlOp | None = None
     lookup: Lookup | None = None
+    fallback: Lookup | None = None  # for an update: what to read if its description cannot apply on the target
     note: str | None = None  # something the operator should know (a change that is not replayed)
 
     @property
@@ -193,7 +194,8 @@ def _document(event: Mapping[str, Any], routing: Routing, target_set: str, db: s
         desc = event.get("updateDescription") or {}
         if _needs_lookup(desc, key):
             return Translation(db, coll, "applied", lookup=Lookup(_id, key))
-        return Translation(db, coll, "applied", update_ops(_id, key, routing.half_filter(key, target_set), desc))
+        return Translation(db, coll, "applied", update_ops(_id, key, routing.half_filter(key, target_set), desc),
+                           fallback=Lookup(_id, key))
     doc = event.get("fullDocument")
     owner = routing.owner(get_path(doc, key)) if doc is not None else None
     if doc is not None and owner == target_set:

@@ -254,7 +254,6 @@ class CatchUpWorker:
         if tr.writes or tr.lookup is not None:
             self._pending.append((partition_hash(change), tr))
             self._pending_counts["applied"] += max(len(tr.writes), 1)
-            self._last_target_event = time.monotonic()
         self._pending_counts["events"] += 1
         self._pending_event_time = change.get("clusterTime") or self._pending_event_time
 
@@ -264,6 +263,8 @@ class CatchUpWorker:
         batch, self._pending = self._pending, []
         result = self._applier.apply(batch) if batch else None
         if result is not None:
+            if result.counts["target_writes"]:
+                self._last_target_event = time.monotonic()
             for note in result.notes:
                 log.warning(note)
                 self.progress(f"catch-up {self.target_set}: {note}")
