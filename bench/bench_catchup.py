@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-saturating", action="store_true")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
-    result = Result("catchup", params={"docs": docs, "follow_seconds": args.follow_seconds,
+    # --only-saturating writes its own record (catchup-saturating.json): the full run's record stays as it is.
+    name = "catchup-saturating" if args.only_saturating else "catchup"
+    result = Result(name, params={"docs": docs, "follow_seconds": args.follow_seconds,
                                        "burst_seconds": args.burst_seconds, "writer_threads": args.writer_threads,
                                        "writes": "60% insert, 30% $inc update, 10% delete, both halves",
                                        "worker_batch_size": 2000, "catchup_threads": args.catchup_threads,

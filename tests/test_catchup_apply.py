@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -274,3 +275,25 @@ def test_status_shows_whether_the_catch_up_keeps_up(tmp_path: Path) -> None:
     assert "source writes 14,000.0 entries/s, [bold red]not keeping up[/]" in _catch_up_line("rs2", doc)
     doc.update(drain_estimate_seconds=1.5, lag_events=300)
     assert "drains in ~1.5s" in _catch_up_line("rs2", doc)
+
+
+def test_rates_estimate_the_drain_from_the_source_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from splitter.catchup import rates
+
+    clock = [100.0]
+    monkeypatch.setattr(rates, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    latest = iter([Timestamp(1000, 1), Timestamp(1010, 1)])
+    monkeypatch.setattr(rates, "last_write_ts", lambda _source: next(latest))
+    counts = {(Timestamp(900, 1), None): 5000, (Timestamp(1000, 1), Timestamp(1010, 1)): 10_000,
+              (Timestamp(905, 1), None): 2000}
+    monkeypatch.setattr(rates, "events_behind", lambda _s, _dbs, through, upto=None: counts[through, upto])
+    r = rates.Rates(object(), ["app"], 0)  # type: ignore[arg-type]
+    pos = Position("rs2", Timestamp(900, 1), resume_time=Timestamp(900, 1))
+    first = r.measure(pos)
+    assert first["lag_events"] == 5000 and first["source_rate_per_second"] is None
+    pos.resume_time, clock[0] = Timestamp(905, 1), 110.0
+    second = r.measure(pos)
+    # 10,000 written in 10 s; the lag fell from 5,000 to 2,000: 1,300 entries/s consumed; 2,000 left
+    assert second["source_rate_per_second"] == 1000.0 and second["drain_estimate_seconds"] == round(2000 / 1300, 1)
+    assert second["keeping_up"] is True
+    assert "drains in ~1.5s" in rates.Rates.describe(second)

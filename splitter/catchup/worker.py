@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pymongo.change_stream import ChangeStream, ClusterChangeStream
 from pymongo.errors import PyMongoError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from splitter.catchup.applier import RAW, Applier, partition_hash
+from splitter.catchup.applier import RAW, Applier, BatchResult, partition_hash
 from splitter.catchup.apply import Translation, UnsupportedChange, source_filter, translate
 from splitter.catchup.ddl import apply_ddl, apply_index
 from splitter.catchup.rates import Rates
@@ -45,6 +46,16 @@ from splitter.store.catchup_position import Position, PositionStore, next_timest
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+
+@dataclass
+class _Batch:
+    """A batch handed to the appliers, and what its position save will record once it has landed."""
+
+    future: Future[BatchResult]
+    token: dict[str, Any] | None
+    counts: Counter[str]
+    event_time: Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,8 @@ class CatchUpWorker:
         self._pending: list[tuple[int, Translation]] = []
         self._pending_counts: Counter[str] = Counter()
         self._pending_event_time: Timestamp | None = None
+        self._inflight: _Batch | None = None
+        self._dispatch = ThreadPoolExecutor(1, thread_name_prefix=f"catch-up-{target_set}-batches")
         self._failures = 0
         self._last_save = self._last_report = self._last_lag = self._last_target_event = time.monotonic()
         self._rates = Rates(source, routing.databases, position.counters["events"])
@@ -172,6 +185,7 @@ class CatchUpWorker:
         self.progress(msg)
 
     def _session(self, stop_now: Callable[[], bool], done_when_idle: Callable[[], bool]) -> None:
+        self._abandon()
         self._pending.clear()
         self._pending_counts.clear()
         self._pending_event_time = None
@@ -193,7 +207,7 @@ class CatchUpWorker:
                     self._handle(change, before)
                     if (len(self._pending) >= self.batch_size
                             or time.monotonic() - self._last_save >= self.flush_seconds):
-                        self._commit(stream.resume_token)
+                        self._commit(stream.resume_token, wait=False)
                         self._tick()
                         # A busy source never lets the stream idle: check for "drained" after each batch too.
                         if done_when_idle():
@@ -201,6 +215,8 @@ class CatchUpWorker:
         except PyMongoError:
             self._failures += 1
             raise
+        finally:
+            self._abandon()
 
     def _open(self) -> ChangeStream:
         position = self._position
@@ -258,32 +274,59 @@ class CatchUpWorker:
         self._pending_event_time = change.get("clusterTime") or self._pending_event_time
 
     # -- applying -----------------------------------------------------------------------------------
-    def _commit(self, token: Mapping[str, Any] | None, idle: bool = False) -> None:
-        """Apply pending writes (w: 1 in parallel, then the majority barrier), then save the position."""
+    def _commit(self, token: Mapping[str, Any] | None, idle: bool = False, wait: bool = True) -> None:
+        """Hand the pending writes to the appliers (w: 1 in parallel, then the majority barrier) and save the
+        position of each batch that has landed, in stream order. With `wait=False` the stream is read on while
+        this batch is applied (at most one batch in flight)."""
+        self._land()
         batch, self._pending = self._pending, []
-        result = self._applier.apply(batch) if batch else None
-        if result is not None:
-            if result.counts["target_writes"]:
-                self._last_target_event = time.monotonic()
-            for note in result.notes:
-                log.warning(note)
-                self.progress(f"catch-up {self.target_set}: {note}")
-        token = dict(token) if token else self._position.resume_token
+        counts, self._pending_counts = self._pending_counts, Counter()
+        event_time, self._pending_event_time = self._pending_event_time, None
+        token = dict(token) if token else None
+        if batch:
+            self._inflight = _Batch(self._dispatch.submit(self._applier.apply, batch), token, counts, event_time)
+            if wait:
+                self._land()
+            return
+        self._save(token, counts, None, event_time, idle)
+
+    def _land(self) -> None:
+        """Wait for the batch in flight (raising its error) and save its position."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        result = inflight.future.result()
+        if result.counts["target_writes"]:
+            self._last_target_event = time.monotonic()
+        for note in result.notes:
+            log.warning(note)
+            self.progress(f"catch-up {self.target_set}: {note}")
+        self._save(inflight.token, inflight.counts, result, inflight.event_time, idle=False)
+
+    def _abandon(self) -> None:
+        """After a failure: let the batch in flight finish (its writes must not overlap the re-applied ones) and
+        keep its position if it landed."""
+        try:
+            self._land()
+        except Exception as exc:  # re-applied from the saved position anyway
+            log.info("catch-up %s: the batch in flight did not land: %s", self.target_set, exc)
+
+    def _save(self, token: dict[str, Any] | None, counts: Counter[str], result: BatchResult | None,
+              event_time: Timestamp | None, idle: bool) -> None:
+        token = token or self._position.resume_token
         moved = token != self._position.resume_token
         recent = idle and time.monotonic() - self._last_save < 1.0
-        if not batch and not self._pending_counts and (not moved or recent):
+        if result is None and not counts and (not moved or recent):
             return
         with self._lock:
             position = self._position
-            for name, count in [*self._pending_counts.items(), *(result.counts.items() if result else ())]:
+            for name, count in [*counts.items(), *(result.counts.items() if result else ())]:
                 position.counters[name] = position.counters.get(name, 0) + count
             position.resume_token = token
-            position.last_event_time = self._pending_event_time or position.last_event_time
+            position.last_event_time = event_time or position.last_event_time
             position.resume_time = token_time(token) or position.last_event_time
             position.rate_per_second = self._rates.apply_rate(position.counters["events"], sample=True)
         self._store.save(position)
-        self._pending_counts.clear()
-        self._pending_event_time = None
         self._failures = 0
         self._last_save = time.monotonic()
 
