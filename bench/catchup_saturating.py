@@ -64,17 +64,18 @@ def _count(client: MongoClient, db: str) -> int:
     return client[db][COLL].estimated_document_count()
 
 
-def _until(check: Any, timeout: float = 600.0) -> float:
+def _until(check: Any, timeout: float) -> float | None:
+    """Seconds until `check()` holds, or None if it did not within `timeout` (recorded as such)."""
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > timeout:
-            raise TimeoutError("did not finish draining")
+            return None
         time.sleep(0.05)
     return round(time.monotonic() - start, 2)
 
 
 def run_saturating(rs1: Any, rs2: Any, node2: MongoClient, db: str, key: str, make_worker: Any,
-                   seconds: float, threads: int) -> dict[str, Any]:
+                   seconds: float, threads: int, drain_timeout: float = 300.0) -> dict[str, Any]:
     """Returns the scenario's measurements; the worker comes from `make_worker()` (a fresh position)."""
     from splitter.catchup import BackgroundCatchUp
 
@@ -91,8 +92,9 @@ def run_saturating(rs1: Any, rs2: Any, node2: MongoClient, db: str, key: str, ma
     stopped = time.monotonic()
     on_rs2, on_node2 = _count(rs2, db), _count(node2, db)
     written, written_odd = writer.written, writer.written_odd
-    node2_s = _until(lambda: _count(node2, db) >= written)
-    rs2_s = _until(lambda: _count(rs2, db) >= written_odd)
+    node2_s = _until(lambda: _count(node2, db) >= written, drain_timeout)
+    rs2_s = _until(lambda: _count(rs2, db) >= written_odd, drain_timeout)
+    on_rs2_late = _count(rs2, db)
     background.stop(120)
     elapsed = stopped - start
     out = {"seconds": round(elapsed, 2), "writer_threads": threads, "docs_written": written,
@@ -101,6 +103,8 @@ def run_saturating(rs1: Any, rs2: Any, node2: MongoClient, db: str, key: str, ma
            "catchup_applied_at_stop": ratio(on_rs2, written_odd), "catchup_drain_s": rs2_s,
            "node2_applied_at_stop": ratio(on_node2, written), "node2_drain_s": node2_s,
            "catchup_docs_per_s": per_second(on_rs2, elapsed), "node2_docs_per_s": per_second(on_node2, elapsed),
-           "worker_counters": dict(worker.position.counters)}
+           "catchup_applied_after_drain_wait": ratio(on_rs2_late, written_odd), "drain_timeout_s": drain_timeout,
+           "worker_counters": dict(worker.position.counters),
+           "worker_seconds_by_activity": {k: round(v, 1) for k, v in worker.timing.items()}}
     log(f"saturating: {out}")
     return out

@@ -259,7 +259,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(pair: Pair, tmp_path: P
     crashing._store.save = crash  # type: ignore[method-assign]
     with pytest.raises(CrashBeforeSave):
         crashing.drain(quiet_seconds=1.0, timeout=60)
-    assert json.loads(position.read_text()) == saved and written and written[0] > 0
+    assert json.loads(position.read_text()) == saved and written and max(written) > 0
 
     resumed = CatchUpWorker(source, target, ROUTING, "rs2", state, split)
     stats = resumed.drain(quiet_seconds=1.0, timeout=120)

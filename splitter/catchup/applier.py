@@ -12,6 +12,7 @@ conflicts across partitions are retried after the others have finished (`_Deferr
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +40,9 @@ W1 = WriteConcern(w=1)
 
 @dataclass
 class BatchResult:
-    counts: Counter[str] = field(default_factory=Counter)  # deleted, stale_removed, lookups, upserted
+    counts: Counter[str] = field(default_factory=Counter)  # deleted, stale_removed, lookups, target_writes, ...
     notes: list[str] = field(default_factory=list)
+    timing: Counter[str] = field(default_factory=Counter)  # seconds: apply (all partitions), barrier
 
 
 class _Deferred(Exception):
@@ -77,6 +79,7 @@ class Applier:
         parts: list[list[Translation]] = [[] for _ in range(self.threads)]
         for h, tr in batch:
             parts[h % self.threads].append(tr)
+        started = time.monotonic()
         futures = [self._pool.submit(self._partition, part, result) for part in parts if part]
         deferred = []
         for future in futures:
@@ -87,8 +90,11 @@ class Applier:
         for remaining in deferred:  # every other partition has applied its events: the value is free now
             self._write(remaining, result, defer=False)
         self._fallbacks.clear()
+        result.timing["apply"] += time.monotonic() - started
         if batch:
+            started = time.monotonic()
             self.barrier()
+            result.timing["barrier"] += time.monotonic() - started
         return result
 
     def _partition(self, part: list[Translation], result: BatchResult) -> None:

@@ -109,9 +109,10 @@ class CatchUpWorker:
         self._pending_counts: Counter[str] = Counter()
         self._pending_event_time: Timestamp | None = None
         self._inflight: _Batch | None = None
+        self.timing: Counter[str] = Counter()  # seconds by activity: where the time goes (bench, catchup events)
         self._dispatch = ThreadPoolExecutor(1, thread_name_prefix=f"catch-up-{target_set}-batches")
         self._failures = 0
-        self._last_save = self._last_report = self._last_lag = self._last_target_event = time.monotonic()
+        self._last_save = self._last_report = self._last_target_event = time.monotonic()
         self._rates = Rates(source, routing.databases, position.counters["events"])
 
     # -- public -------------------------------------------------------------------------------------
@@ -162,12 +163,18 @@ class CatchUpWorker:
         retrying = Retrying(retry=retry_if_exception(is_transient), stop=lambda _s: self._failures >= self.max_retries,
                             wait=wait_exponential(multiplier=0.5, min=0.5, max=10), before_sleep=self._on_retry,
                             reraise=True)
+        done = threading.Event()
+        reporter = threading.Thread(target=self._report, args=(done,), name=f"catch-up-{self.stream}-lag", daemon=True)
+        reporter.start()
         try:
             retrying(self._session, stop_now, done_when_idle)
         except PyMongoError as exc:
             if is_history_lost(exc):
                 raise self._history_lost(str(exc)) from exc
             raise self._failed(exc) from exc
+        finally:
+            done.set()
+            reporter.join(30)
 
     def _failed(self, exc: PyMongoError) -> OperationalError:
         if is_transient(exc):
@@ -196,10 +203,11 @@ class CatchUpWorker:
                         self._commit(stream.resume_token)
                         return
                     before = stream.resume_token
+                    started = time.monotonic()
                     change = stream.try_next()
+                    self.timing["read"] += time.monotonic() - started
                     if change is None:
                         self._commit(stream.resume_token, idle=True)
-                        self._tick()
                         if done_when_idle():
                             self._commit(stream.resume_token)  # the final position, unthrottled
                             return
@@ -208,7 +216,6 @@ class CatchUpWorker:
                     if (len(self._pending) >= self.batch_size
                             or time.monotonic() - self._last_save >= self.flush_seconds):
                         self._commit(stream.resume_token, wait=False)
-                        self._tick()
                         # A busy source never lets the stream idle: check for "drained" after each batch too.
                         if done_when_idle():
                             return
@@ -295,7 +302,10 @@ class CatchUpWorker:
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return
+        started = time.monotonic()
         result = inflight.future.result()
+        self.timing["wait_for_appliers"] += time.monotonic() - started
+        self.timing.update(result.timing)
         if result.counts["target_writes"]:
             self._last_target_event = time.monotonic()
         for note in result.notes:
@@ -326,7 +336,9 @@ class CatchUpWorker:
             position.last_event_time = event_time or position.last_event_time
             position.resume_time = token_time(token) or position.last_event_time
             position.rate_per_second = self._rates.apply_rate(position.counters["events"], sample=True)
-        self._store.save(position)
+            started = time.monotonic()
+            self._store.save(position)
+            self.timing["save"] += time.monotonic() - started
         self._failures = 0
         self._last_save = time.monotonic()
 
@@ -341,22 +353,29 @@ class CatchUpWorker:
         return history_lost_error(self.target_set, p.split_optime, p.applied_through if p.resume_token else None,
                                   detail)
 
+    def _report(self, done: threading.Event) -> None:
+        """The reporter thread: measurements read the source (up to seconds under load), so they never hold up
+        the apply loop."""
+        while not done.wait(self.lag_every):
+            try:
+                self._tick()
+            except Exception as exc:  # a missed sample; the next one counts
+                log.info("catch-up %s: measuring the lag failed: %s", self.target_set, exc)
+
     def _tick(self) -> None:
-        """Every `lag_every` s: measure lag and rates, save them for `status`, emit a `catchup` event."""
-        now = time.monotonic()
-        if now - self._last_lag < self.lag_every:
-            return
-        self._last_lag = now
+        """Measure lag and rates, save them for `status`, emit a `catchup` event; every `report_seconds` a line."""
+        fields = self._rates.measure(self._position)  # outside the lock: reads the source
         with self._lock:
-            fields = self._rates.measure(self._position)
             self._position.lag_seconds, self._position.lag_events = fields["lag_seconds"], fields["lag_events"]
             self._position.rate_per_second = fields["rate_per_second"]
             self._position.source_rate_per_second = fields["source_rate_per_second"]
             self._position.drain_estimate_seconds = fields["drain_estimate_seconds"]
-        self._store.save(self._position)  # holds only applied state, so saving it here is safe
+            self._store.save(self._position)  # holds only applied state, so saving it here is safe
+            counters = dict(self._position.counters)
         if self.events is not None:
-            self.events.emit(EventType.CATCHUP, f"catch-up {self.stream}", stream=self.stream,
-                             counters=dict(self._position.counters), **fields)
+            self.events.emit(EventType.CATCHUP, f"catch-up {self.stream}", stream=self.stream, counters=counters,
+                             timing={k: round(v, 2) for k, v in self.timing.items()}, **fields)
+        now = time.monotonic()
         if now - self._last_report >= self.report_seconds:
             self._last_report = now
             s = self.stats()
