@@ -11,8 +11,11 @@ benchmark starts; its position file in a throw-away state dir). Three phases:
      drains from the saved position, as deploy-client-v2 does; the configured quiet period comes on top);
   3. backlog: the catch-up stopped, the writer alone for --burst-seconds (its best write rate), then a drain:
      the catch-up's best apply rate against it.
+  4. saturating (issue 15, `catchup_saturating.py`): a bulk writer as fast as rs1 takes it for
+     --saturate-seconds; the share of rs2's half applied when it stops and the drain time, beside rs1's own
+     secondary node2 (which replays every write). --only-saturating skips phases 1-3.
 
-    python bench/bench_catchup.py --follow-seconds 30 --burst-seconds 15
+    python bench/bench_catchup.py --follow-seconds 30 --burst-seconds 15 --saturate-seconds 60
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.catchup_saturating import run_saturating
 from bench.common import (
     OpLoop,
     Result,
@@ -114,20 +118,43 @@ def _n(value: float | None) -> str:
     return "?" if value is None else f"{value:,.0f}"
 
 
+def _saturating_rows(result: Result, s: dict[str, Any]) -> None:
+    result.row("saturating writer: share of rs2's half applied when the writer stops", s["catchup_applied_at_stop"],
+               s["node2_applied_at_stop"], "share", baseline_name="rs1's secondary node2, share of all writes",
+               note=f"writer {s['writer_docs_per_s']:,.0f} docs/s ({s['writer_threads']} threads x insert_many(200), "
+                    f"w: majority, {s['seconds']:.0f}s); target >= 0.95")
+    result.row("saturating writer: drain time after the writer stops", s["catchup_drain_s"], s["node2_drain_s"], "s",
+               baseline_name="node2's catch-up time",
+               note=f"target <= 2 s; none = not drained in {s['drain_timeout_s']:.0f}s (then "
+                    f"{s['catchup_applied_after_drain_wait']} applied); catch-up seconds by activity "
+                    f"{s['worker_seconds_by_activity']}")
+    result.row("saturating writer: apply rate, docs/s", s["catchup_docs_per_s"], s["node2_docs_per_s"], "docs/s",
+               baseline_name="node2 applying every write (twice the work)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = arg_parser("catch-up apply rate vs the write rate it follows; lag when the cutover drains.")
     parser.add_argument("--docs", default=os.environ.get("SPLITTER_BENCH_DOCS") or DEFAULT_DOCS)
     parser.add_argument("--follow-seconds", type=float, default=30.0)
     parser.add_argument("--burst-seconds", type=float, default=15.0)
     parser.add_argument("--writer-threads", type=int, default=2)
+    parser.add_argument("--saturate-seconds", type=float, default=60.0)
+    parser.add_argument("--saturate-threads", type=int, default=4)
+    parser.add_argument("--catchup-threads", type=int, default=4)
+    parser.add_argument("--only-saturating", action="store_true")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
-    result = Result("catchup", params={"docs": docs, "follow_seconds": args.follow_seconds,
+    # --only-saturating writes its own record (catchup-saturating.json): the full run's record stays as it is.
+    name = "catchup-saturating" if args.only_saturating else "catchup"
+    result = Result(name, params={"docs": docs, "follow_seconds": args.follow_seconds,
                                        "burst_seconds": args.burst_seconds, "writer_threads": args.writer_threads,
                                        "writes": "60% insert, 30% $inc update, 10% delete, both halves",
-                                       "worker_batch_size": 500})
+                                       "worker_batch_size": 2000, "catchup_threads": args.catchup_threads,
+                                       "saturate_seconds": args.saturate_seconds,
+                                       "saturate_threads": args.saturate_threads})
 
     def body() -> None:
+        from pymongo import MongoClient
         from pymongo.write_concern import WriteConcern
 
         from splitter.catchup import BackgroundCatchUp, CatchUpWorker
@@ -152,8 +179,24 @@ def main(argv: list[str] | None = None) -> int:
             start_after = last_write_ts(rs1)
 
             def worker() -> Any:
-                return CatchUpWorker(source, rs2, routing, "rs2", state, start_after,
+                return CatchUpWorker(source, rs2, routing, "rs2", state, start_after, threads=args.catchup_threads,
                                      progress=lambda m: log(f"catch-up: {m}"))
+
+            if args.saturate_seconds > 0:
+                node2 = stack.enter_context(MongoClient(lab.layout.host("node2").host, directConnection=True,
+                                                        readPreference="secondaryPreferred"))
+                saturating_state = Path(tempfile.mkdtemp(prefix="splitter-bench-saturate-"))
+                stack.callback(shutil.rmtree, saturating_state, True)
+                saturate_from = last_write_ts(rs1)
+                saturating = run_saturating(
+                    rs1, rs2, node2, DB, KEY,
+                    lambda: CatchUpWorker(source, rs2, routing, "rs2", saturating_state, saturate_from,
+                                          threads=args.catchup_threads, progress=lambda m: log(f"catch-up: {m}")),
+                    args.saturate_seconds, args.saturate_threads)
+                result.results["saturating"] = saturating
+                _saturating_rows(result, saturating)
+                if args.only_saturating:
+                    return
 
             writer = MixedWriter(rs1)
             # 1. follow

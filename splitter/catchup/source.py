@@ -73,11 +73,13 @@ def last_write_ts(source: MongoClient) -> Timestamp:
     return last
 
 
-def events_behind(source: MongoClient, databases: Iterable[str], through: Timestamp) -> int | None:
-    """Estimate: oplog entries of the routed databases (and transactions) after `through`, capped; None if
-    the oplog cannot be read."""
+def events_behind(source: MongoClient, databases: Iterable[str], through: Timestamp,
+                  upto: Timestamp | None = None) -> int | None:
+    """Estimate: oplog entries of the routed databases (and transactions) after `through` (up to `upto`),
+    capped; None if the oplog cannot be read."""
     dbs = "|".join(re.escape(db) for db in sorted(databases))
-    query = {"ts": {"$gt": through}, "$or": [{"ns": {"$regex": f"^({dbs})\\."}},
+    ts: dict[str, Timestamp] = {"$gt": through, **({"$lte": upto} if upto is not None else {})}
+    query = {"ts": ts, "$or": [{"ns": {"$regex": f"^({dbs})\\."}},
                                               {"ns": "admin.$cmd", "o.applyOps": {"$exists": True}}]}
     try:
         return source.local["oplog.rs"].count_documents(query, limit=LAG_EVENTS_LIMIT, maxTimeMS=3000)

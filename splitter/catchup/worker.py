@@ -1,8 +1,11 @@
 """CatchUpWorker: replays the target set's half of everything written to rs1 after the split optime.
 
-Touches: a change stream on the source (rs1) over the routed databases (plus reads of local.oplog.rs for the
-oplog window and the lag estimate), ordered bulk writes and index commands on the target (w: majority), and
-the position file `catchup-<target>.json` in the state dir, saved after every applied batch.
+Touches: a change stream on the source over the routed databases, raw BSON, with the target's half filtered
+in its own `$match` where the event allows it (plus reads of local.oplog.rs for the oplog window, the lag and the
+source's rate, and reads by `_id` for key moves); on the target, batches applied by `threads` appliers
+partitioned by `_id` (`w: 1`), then a `w: majority` barrier (`applier.py`), index and namespace changes
+(`ddl.py`); and the position file `catchup-<stream>.json` in the state dir, saved after each barrier, so the
+saved position is never ahead of the target's majority commit point.
 """
 
 from __future__ import annotations
@@ -10,22 +13,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bson import Timestamp
-from pymongo import DeleteOne, MongoClient
-from pymongo.change_stream import ChangeStream
-from pymongo.errors import OperationFailure, PyMongoError
-from pymongo.write_concern import WriteConcern
+from pymongo import MongoClient
+from pymongo.change_stream import ChangeStream, ClusterChangeStream
+from pymongo.errors import PyMongoError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from splitter.catchup.apply import IndexOp, Translation, WriteOp, translate
+from splitter.catchup.applier import RAW, Applier, BatchResult, partition_hash
+from splitter.catchup.apply import Translation, UnsupportedChange, source_filter, translate
+from splitter.catchup.ddl import apply_ddl, apply_index
+from splitter.catchup.rates import Rates
 from splitter.catchup.source import (
-    events_behind,
     fmt_ts,
     history_lost_error,
     is_history_lost,
@@ -34,15 +39,23 @@ from splitter.catchup.source import (
     oldest_oplog_ts,
 )
 from splitter.errors import OperationalError, RetryableError
-from splitter.events import EventBus
+from splitter.events import EventBus, EventType
 from splitter.routing import Routing
 from splitter.store.catchup_position import Position, PositionStore, next_timestamp, token_time
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-IGNORABLE_DROP_CODES = frozenset({26, 27})  # NamespaceNotFound, IndexNotFound: already dropped
-RATE_WINDOW = 30.0
+
+
+@dataclass
+class _Batch:
+    """A batch handed to the appliers, and what its position save will record once it has landed."""
+
+    future: Future[BatchResult]
+    token: dict[str, Any] | None
+    counts: Counter[str]
+    event_time: Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -57,27 +70,31 @@ class CatchUpStats:
 
 
 class CatchUpWorker:
-    """Applies `target_set`'s half of rs1's changes since `start_after` to `target`. See the module docstring."""
+    """Applies `target_set`'s half of the source's changes since `start_after` to `target`. See the module doc."""
 
     def __init__(self, source: MongoClient, target: MongoClient, routing: Routing, target_set: str,
                  state_dir: Path, start_after: Timestamp, *, stream: str | None = None,
-                 bypass_validation: bool = False, events: EventBus | None = None, batch_size: int = 500,
-                 progress: Progress | None = None, max_await_ms: int = 500, flush_seconds: float = 1.0,
+                 bypass_validation: bool = False, events: EventBus | None = None, batch_size: int = 2000,
+                 progress: Progress | None = None, max_await_ms: int = 500, flush_seconds: float = 0.5,
                  max_retries: int = 5, lag_every: float = 5.0, report_seconds: float = 30.0,
-                 wtimeout_ms: int = 60_000) -> None:
+                 wtimeout_ms: int = 60_000, threads: int = 4, before_switch: bool = True) -> None:
         """`target_set` is the half that is replayed (the set owning those residues); `stream` names the position
         file (default: the half, `catchup-<half>.json`); `bypass_validation` writes through a write fence
-        (a validator) on the target, which only the streams may do."""
+        (a validator) on the target, which only the streams may do; `before_switch`: the target serves nothing
+        of its own yet, so stale other-half copies on it may be deleted (deletes are not limited to its half)."""
         if target_set not in routing.sets:
             raise OperationalError(f"catch-up: {target_set!r} is not a routing set ({', '.join(routing.sets)})")
         self.source, self.target, self.routing, self.target_set = source, target, routing, target_set
         self.stream = stream or target_set
-        self.bypass_validation = bypass_validation
+        self.bypass_validation, self.before_switch = bypass_validation, before_switch
         self.events = events
         self.batch_size, self.max_await_ms, self.flush_seconds = batch_size, max_await_ms, flush_seconds
         self.max_retries, self.lag_every, self.report_seconds = max_retries, lag_every, report_seconds
+        self.wtimeout_ms = wtimeout_ms
         self.progress = progress or (events.progress if events is not None else (lambda _msg: None))
-        self._write_concern = WriteConcern("majority", wtimeout=wtimeout_ms)
+        self._applier = Applier(source, target, routing, target_set, threads=threads,
+                                bypass_validation=bypass_validation, before_switch=before_switch,
+                                wtimeout_ms=wtimeout_ms)
         self._store = PositionStore(state_dir, self.stream)
         position = self._store.load()
         if position is None:
@@ -88,12 +105,15 @@ class CatchUpWorker:
                 f"not {fmt_ts(start_after)}", hint="a position from another split attempt; move it away to start over")
         self._position = position
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], list[WriteOp]] = {}
+        self._pending: list[tuple[int, Translation]] = []
         self._pending_counts: Counter[str] = Counter()
         self._pending_event_time: Timestamp | None = None
+        self._inflight: _Batch | None = None
+        self.timing: Counter[str] = Counter()  # seconds by activity: where the time goes (bench, catchup events)
+        self._dispatch = ThreadPoolExecutor(1, thread_name_prefix=f"catch-up-{target_set}-batches")
         self._failures = 0
-        self._last_save = self._last_report = self._last_lag = self._last_target_event = time.monotonic()
-        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), position.counters["events"])])
+        self._last_save = self._last_report = self._last_target_event = time.monotonic()
+        self._rates = Rates(source, routing.databases, position.counters["events"])
 
     # -- public -------------------------------------------------------------------------------------
     @property
@@ -107,8 +127,8 @@ class CatchUpWorker:
 
     def drain(self, until: Timestamp | None = None, quiet_seconds: float = 2.0,
               timeout: float | None = None) -> CatchUpStats:
-        """Apply until everything up to `until` (default: rs1's last write now) is applied and no event of the
-        target's half was seen for `quiet_seconds`. Raises OperationalError after `timeout` seconds."""
+        """Apply until everything up to `until` (default: the source's last write now) is applied and no event of
+        the target's half was seen for `quiet_seconds`. Raises OperationalError after `timeout` seconds."""
         until = until or last_write_ts(self.source)
         started = time.monotonic()
         self._last_target_event = started
@@ -118,7 +138,7 @@ class CatchUpWorker:
                 through = fmt_ts(self._position.applied_through)
                 raise OperationalError(f"catch-up into {self.target_set}: not drained after {timeout:.0f}s "
                                        f"(applied through {through}, want {fmt_ts(until)})",
-                                       hint="writes of the target's half are still arriving on rs1")
+                                       hint="writes of the target's half are still arriving on the source")
             return False
 
         def done() -> bool:
@@ -130,37 +150,37 @@ class CatchUpWorker:
 
     def stats(self) -> CatchUpStats:
         with self._lock:
-            c, rate = dict(self._position.counters), self._rate()
+            c, rate = dict(self._position.counters), self._rates.apply_rate(self._position.counters["events"])
         return CatchUpStats(c["events"], c["applied"], c["deleted"], c["skipped"], c["unclaimed"], c["index_ops"],
                             rate)
 
     def lag(self) -> tuple[float | None, int | None]:
-        """(seconds, events) between rs1's last write and what is applied; events is an oplog estimate or None."""
-        try:
-            latest = last_write_ts(self.source)
-        except PyMongoError as exc:
-            log.info("catch-up lag: cannot read rs1's last write: %s", exc)
-            return None, None
-        through = self._position.applied_through
-        seconds = float(max(latest.time - through.time, 0)) if latest > through else 0.0
-        return seconds, events_behind(self.source, self.routing.databases, through) if latest > through else 0
+        """(seconds, events) between the source's last write and what is applied; events is an oplog estimate."""
+        return self._rates.lag(self._position.applied_through)
 
     # -- loop ---------------------------------------------------------------------------------------
     def _loop(self, stop_now: Callable[[], bool], done_when_idle: Callable[[], bool]) -> None:
         retrying = Retrying(retry=retry_if_exception(is_transient), stop=lambda _s: self._failures >= self.max_retries,
                             wait=wait_exponential(multiplier=0.5, min=0.5, max=10), before_sleep=self._on_retry,
                             reraise=True)
+        done = threading.Event()
+        reporter = threading.Thread(target=self._report, args=(done,), name=f"catch-up-{self.stream}-lag", daemon=True)
+        reporter.start()
         try:
             retrying(self._session, stop_now, done_when_idle)
         except PyMongoError as exc:
             if is_history_lost(exc):
                 raise self._history_lost(str(exc)) from exc
             raise self._failed(exc) from exc
+        finally:
+            done.set()
+            reporter.join(30)
 
     def _failed(self, exc: PyMongoError) -> OperationalError:
         if is_transient(exc):
             return RetryableError(f"catch-up into {self.target_set}: gave up after {self._failures} attempts: {exc}",
-                                  hint="check that rs1 and the target have a primary; `run` resumes from the position")
+                                  hint="check that the source and the target have a primary; `run` resumes from "
+                                       "the position")
         return OperationalError(f"catch-up into {self.target_set}: {exc}")
 
     def _on_retry(self, state: RetryCallState) -> None:
@@ -172,6 +192,7 @@ class CatchUpWorker:
         self.progress(msg)
 
     def _session(self, stop_now: Callable[[], bool], done_when_idle: Callable[[], bool]) -> None:
+        self._abandon()
         self._pending.clear()
         self._pending_counts.clear()
         self._pending_event_time = None
@@ -182,146 +203,181 @@ class CatchUpWorker:
                         self._commit(stream.resume_token)
                         return
                     before = stream.resume_token
+                    started = time.monotonic()
                     change = stream.try_next()
+                    self.timing["read"] += time.monotonic() - started
                     if change is None:
                         self._commit(stream.resume_token, idle=True)
-                        self._tick()
                         if done_when_idle():
                             self._commit(stream.resume_token)  # the final position, unthrottled
                             return
                         continue
                     self._handle(change, before)
-                    pending = sum(len(ops) for ops in self._pending.values())
-                    if pending >= self.batch_size or time.monotonic() - self._last_save >= self.flush_seconds:
-                        self._commit(stream.resume_token)
-                        self._tick()
+                    if (len(self._pending) >= self.batch_size
+                            or time.monotonic() - self._last_save >= self.flush_seconds):
+                        self._commit(stream.resume_token, wait=False)
                         # A busy source never lets the stream idle: check for "drained" after each batch too.
                         if done_when_idle():
                             return
         except PyMongoError:
             self._failures += 1
             raise
+        finally:
+            self._abandon()
 
     def _open(self) -> ChangeStream:
         position = self._position
         self._check_window(position)
-        kwargs: dict[str, Any] = {"full_document": "updateLookup", "show_expanded_events": True,
-                                  "max_await_time_ms": self.max_await_ms, "batch_size": self.batch_size}
+        kwargs: dict[str, Any] = {"show_expanded_events": True, "max_await_time_ms": self.max_await_ms,
+                                  "batch_size": self.batch_size}
         if position.resume_token:
             kwargs["resume_after"] = position.resume_token
         else:
             kwargs["start_at_operation_time"] = next_timestamp(position.split_optime)
         where = "resuming" if position.resume_token else "starting"
         self.progress(f"catch-up {self.target_set}: {where} after {fmt_ts(position.applied_through)}")
-        return self.source.watch([{"$match": {"ns.db": {"$in": sorted(self.routing.databases)}}}], **kwargs)
+        pipeline = [{"$match": source_filter(self.routing, self.target_set)}]
+        if not isinstance(self.source, MongoClient):  # a test double
+            return self.source.watch(pipeline, **kwargs)
+        # Raw BSON end to end: documents are neither decoded nor re-encoded (issue 14 item 8).
+        stream: ClusterChangeStream = ClusterChangeStream(
+            self.source.get_database("admin", codec_options=RAW), pipeline, None, kwargs.get("resume_after"),
+            self.max_await_ms, self.batch_size, None, kwargs.get("start_at_operation_time"), None, None,
+            show_expanded_events=True)
+        stream._initialize_cursor()
+        return stream
 
     def _handle(self, change: Mapping[str, Any], before: Mapping[str, Any] | None) -> None:
+        token = dict(change["_id"])
         try:
-            tr = translate(change, self.routing, self.target_set)
-        except OperationalError:
+            tr = translate(change, self.routing, self.target_set, self.before_switch)
+        except UnsupportedChange as exc:
             self._commit(before)  # everything before the unsupported change stays applied
-            raise
+            if token.get("_data") not in self._position.skip_tokens:
+                exc.message += f" (event token {token.get('_data')})"
+                raise
+            tr = Translation("", "", "skipped", note=f"skipped the event {token.get('_data')} as recorded "
+                                                     f"(--skip-event): {exc.message}")
+            self._pending_counts["skipped_by_operator"] += 1
         if tr.note:
             log.warning(tr.note)
             self.progress(f"catch-up {self.target_set}: {tr.note}")
-        if tr.index is not None:
-            self._commit(before)  # writes before the index change land first
-            self._apply_index(tr)
+        if tr.index is not None or tr.ddl is not None:
+            self._commit(before)  # writes before the change land first
+            done = (apply_index if tr.index is not None else apply_ddl)(self.target, tr, self.wtimeout_ms)
+            self.progress(f"catch-up {self.target_set}: {done}")
             self._last_target_event = time.monotonic()
-            self._pending_counts["index_ops"] += 1
-        else:
-            if tr.outcome != "applied":
-                self._pending_counts[tr.outcome] += 1
-            self._pending_counts["applied"] += len(tr.writes)
-            if tr.writes:
-                self._pending.setdefault(tr.namespace, []).extend(tr.writes)
-            if any(not isinstance(op, DeleteOne) for op in tr.writes):
-                self._last_target_event = time.monotonic()
+            self._pending_counts["index_ops" if tr.index is not None else "ddl_ops"] += 1
+            self._pending_counts["events"] += 1
+            self._pending_event_time = change.get("clusterTime")
+            self._commit(token)  # neither is idempotent against a later state: never replay it
+            return
+        if tr.outcome != "applied":
+            self._pending_counts[tr.outcome] += 1
+        if tr.writes or tr.lookup is not None:
+            self._pending.append((partition_hash(change), tr))
+            self._pending_counts["applied"] += max(len(tr.writes), 1)
         self._pending_counts["events"] += 1
         self._pending_event_time = change.get("clusterTime") or self._pending_event_time
 
     # -- applying -----------------------------------------------------------------------------------
-    def _commit(self, token: Mapping[str, Any] | None, idle: bool = False) -> None:
-        """Apply pending writes, then save the position (never ahead of what is applied)."""
-        deleted = 0
-        for (db, coll), ops in self._pending.items():
-            collection = self.target[db].get_collection(coll, write_concern=self._write_concern)
-            result = collection.bulk_write(ops, ordered=True, bypass_document_validation=self.bypass_validation)
-            deleted += result.deleted_count
-        self._pending.clear()
-        if deleted:
+    def _commit(self, token: Mapping[str, Any] | None, idle: bool = False, wait: bool = True) -> None:
+        """Hand the pending writes to the appliers (w: 1 in parallel, then the majority barrier) and save the
+        position of each batch that has landed, in stream order. With `wait=False` the stream is read on while
+        this batch is applied (at most one batch in flight)."""
+        self._land()
+        batch, self._pending = self._pending, []
+        counts, self._pending_counts = self._pending_counts, Counter()
+        event_time, self._pending_event_time = self._pending_event_time, None
+        token = dict(token) if token else None
+        if batch:
+            self._inflight = _Batch(self._dispatch.submit(self._applier.apply, batch), token, counts, event_time)
+            if wait:
+                self._land()
+            return
+        self._save(token, counts, None, event_time, idle)
+
+    def _land(self) -> None:
+        """Wait for the batch in flight (raising its error) and save its position."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        started = time.monotonic()
+        result = inflight.future.result()
+        self.timing["wait_for_appliers"] += time.monotonic() - started
+        self.timing.update(result.timing)
+        if result.counts["target_writes"]:
             self._last_target_event = time.monotonic()
-        token = dict(token) if token else self._position.resume_token
+        for note in result.notes:
+            log.warning(note)
+            self.progress(f"catch-up {self.target_set}: {note}")
+        self._save(inflight.token, inflight.counts, result, inflight.event_time, idle=False)
+
+    def _abandon(self) -> None:
+        """After a failure: let the batch in flight finish (its writes must not overlap the re-applied ones) and
+        keep its position if it landed."""
+        try:
+            self._land()
+        except Exception as exc:  # re-applied from the saved position anyway
+            log.info("catch-up %s: the batch in flight did not land: %s", self.target_set, exc)
+
+    def _save(self, token: dict[str, Any] | None, counts: Counter[str], result: BatchResult | None,
+              event_time: Timestamp | None, idle: bool) -> None:
+        token = token or self._position.resume_token
         moved = token != self._position.resume_token
-        if not self._pending_counts and (not moved or (idle and time.monotonic() - self._last_save < 1.0)):
+        recent = idle and time.monotonic() - self._last_save < 1.0
+        if result is None and not counts and (not moved or recent):
             return
         with self._lock:
             position = self._position
-            for name, count in self._pending_counts.items():
+            for name, count in [*counts.items(), *(result.counts.items() if result else ())]:
                 position.counters[name] = position.counters.get(name, 0) + count
-            position.counters["deleted"] += deleted
             position.resume_token = token
-            position.last_event_time = self._pending_event_time or position.last_event_time
+            position.last_event_time = event_time or position.last_event_time
             position.resume_time = token_time(token) or position.last_event_time
-            position.rate_per_second = self._rate(sample=True)
-        self._store.save(position)
-        self._pending_counts.clear()
-        self._pending_event_time = None
+            position.rate_per_second = self._rates.apply_rate(position.counters["events"], sample=True)
+            started = time.monotonic()
+            self._store.save(position)
+            self.timing["save"] += time.monotonic() - started
         self._failures = 0
         self._last_save = time.monotonic()
 
-    def _apply_index(self, tr: Translation) -> None:
-        op: IndexOp = tr.index  # type: ignore[assignment]
-        db = self.target[tr.database]
-        wc = {"w": "majority", "wtimeout": self._write_concern.document.get("wtimeout", 0)}
-        if op.action == "create":
-            db.command({"createIndexes": tr.collection, "indexes": op.create_specs(), "writeConcern": wc})
-        else:
-            for name in op.names:
-                try:
-                    db.command({"dropIndexes": tr.collection, "index": name, "writeConcern": wc})
-                except OperationFailure as exc:
-                    if exc.code not in IGNORABLE_DROP_CODES:
-                        raise
-        self.progress(f"catch-up {self.target_set}: {op.action} index {', '.join(op.names)} on "
-                      f"{tr.database}.{tr.collection}")
-
-    # -- oplog window, rate, reporting ---------------------------------------------------------------
+    # -- oplog window, reporting ---------------------------------------------------------------------
     def _check_window(self, position: Position) -> None:
         oldest = oldest_oplog_ts(self.source)
         if oldest is not None and oldest > position.applied_through:
-            raise self._history_lost(f"the oldest entry in rs1's oplog is {fmt_ts(oldest)}")
+            raise self._history_lost(f"the oldest entry in the source's oplog is {fmt_ts(oldest)}")
 
     def _history_lost(self, detail: str) -> OperationalError:
         p = self._position
         return history_lost_error(self.target_set, p.split_optime, p.applied_through if p.resume_token else None,
                                   detail)
 
-    def _rate(self, sample: bool = False) -> float:
-        now, events = time.monotonic(), self._position.counters["events"]
-        if sample:
-            self._samples.append((now, events))
-        while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW:
-            self._samples.popleft()
-        t0, e0 = self._samples[0]
-        return round((events - e0) / (now - t0), 1) if now - t0 > 0.5 else 0.0
+    def _report(self, done: threading.Event) -> None:
+        """The reporter thread: measurements read the source (up to seconds under load), so they never hold up
+        the apply loop."""
+        while not done.wait(self.lag_every):
+            try:
+                self._tick()
+            except Exception as exc:  # a missed sample; the next one counts
+                log.info("catch-up %s: measuring the lag failed: %s", self.target_set, exc)
 
     def _tick(self) -> None:
-        """Every `lag_every` s: measure the lag and save it for `status`; every `report_seconds`: report."""
-        now = time.monotonic()
-        if now - self._last_lag < self.lag_every:
-            return
-        self._last_lag = now
-        seconds, events = self.lag()
+        """Measure lag and rates, save them for `status`, emit a `catchup` event; every `report_seconds` a line."""
+        fields = self._rates.measure(self._position)  # outside the lock: reads the source
         with self._lock:
-            self._position.lag_seconds, self._position.lag_events = seconds, events
-            self._position.rate_per_second = self._rate()
-        self._store.save(self._position)  # holds only applied state, so saving it here is safe
+            self._position.lag_seconds, self._position.lag_events = fields["lag_seconds"], fields["lag_events"]
+            self._position.rate_per_second = fields["rate_per_second"]
+            self._position.source_rate_per_second = fields["source_rate_per_second"]
+            self._position.drain_estimate_seconds = fields["drain_estimate_seconds"]
+            self._store.save(self._position)  # holds only applied state, so saving it here is safe
+            counters = dict(self._position.counters)
+        if self.events is not None:
+            self.events.emit(EventType.CATCHUP, f"catch-up {self.stream}", stream=self.stream, counters=counters,
+                             timing={k: round(v, 2) for k, v in self.timing.items()}, **fields)
+        now = time.monotonic()
         if now - self._last_report >= self.report_seconds:
             self._last_report = now
             s = self.stats()
             self.progress(f"catch-up {self.target_set}: {s.events} events, {s.applied} writes ({s.deleted} deleted),"
-                          f" {s.skipped} skipped, {s.unclaimed} unclaimed; lag {seconds}s / {events} events; "
-                          f"{s.rate_per_second}/s")
-
-
+                          f" {s.skipped} skipped, {s.unclaimed} unclaimed; {Rates.describe(fields)}")

@@ -79,8 +79,13 @@ def _catch_up_line(stream: str, doc: dict[str, Any]) -> str:
     lag = doc.get("lag_seconds")
     lag_text = "lag ?" if lag is None else f"lag {lag:g}s / {doc.get('lag_events') or 0:,} events"
     rate = doc.get("rate_per_second")
-    return (f"catch-up {stream}: {lag_text}, {rate or 0:,.1f} events/s; {counters.get('events', 0):,} events, "
-            f"{counters.get('applied', 0):,} applied, {counters.get('deleted', 0):,} deleted "
+    source, drain = doc.get("source_rate_per_second"), doc.get("drain_estimate_seconds")
+    keeping = "" if source is None else (f"; source writes {source:,.1f} entries/s, "
+                                         + ("[bold red]not keeping up[/]" if drain is None and (doc.get("lag_events")
+                                                                                               or 0) > 0
+                                            else f"drains in ~{drain:g}s"))
+    return (f"catch-up {stream}: {lag_text}, {rate or 0:,.1f} events/s{keeping}; {counters.get('events', 0):,} "
+            f"events, {counters.get('applied', 0):,} applied, {counters.get('deleted', 0):,} deleted "
             f"[dim](updated {local_time(doc.get('updated_at'))})[/]")
 
 

@@ -106,9 +106,13 @@ class RealSwitch(SwitchActions):
         return OpTime.of(last_write_ts(self.client(set_name)))
 
     def _worker(self, stream: Stream) -> CatchUpWorker:
+        # Only a stream into the new set may delete beyond the moving half (stale copies of the other half, a
+        # duplicate key's stale holder): the new set serves nothing while one runs. The way back writes into
+        # the set that serves its own half: it must touch the moving half only.
+        into_new_set = stream.target == self.ctx.target_name
         return CatchUpWorker(self.client(stream.source), self.client(stream.target), self.ctx.config.routing,
                              self.ctx.target_name, self.ctx.store.dir, stream.start_after.ts, stream=stream.name,
-                             bypass_validation=True, events=self.ctx.events)
+                             bypass_validation=True, events=self.ctx.events, before_switch=into_new_set)
 
     def drain(self, stream: Stream, until: OpTime) -> OpTime:
         worker = self._worker(stream)

@@ -15,7 +15,7 @@ def make_worker(ctx: StepContext) -> CatchUpWorker:
     """The same worker, with the same position file, in step 11, during the last gate, and after a crash."""
     assert ctx.state.split is not None, "rewrite-replset-config records the split optime"
     return CatchUpWorker(ctx.rs1(), ctx.rs2(), ctx.config.routing, ctx.target_name, ctx.store.dir,
-                         ctx.state.split.optime.ts, progress=ctx.progress)
+                         ctx.state.split.optime.ts, progress=ctx.progress, events=ctx.events)
 
 
 class CatchUp(Step):
@@ -27,9 +27,10 @@ class CatchUp(Step):
         split = ctx.state.split
         start = f"{split.optime.t}:{split.optime.i + 1}" if split else "split optime + 1"
         return [f"change stream on {ctx.source_name} (routed databases {', '.join(ctx.config.routing.databases)}) "
-                f"from {start}, showExpandedEvents, fullDocument updateLookup",
-                f"apply {ctx.target_name}'s half into {ctx.target_name} in ordered bulk batches (upsert/replace by "
-                "_id, delete by _id, key moved out -> delete, index create/drop); resume token saved per batch",
+                f"from {start}, showExpandedEvents, raw BSON, inserts of other halves filtered in the stream's $match",
+                f"apply {ctx.target_name}'s half into {ctx.target_name} with appliers partitioned by _id (upsert/"
+                "replace by _id, update description on its own half, key moved -> read by _id, delete by _id, "
+                "index create/drop, drop/rename/$out); w: 1 batches, w: majority barrier before each position save",
                 f"drain to {ctx.source_name}'s latest write now; keeps running while deploy-client-v2 waits"]
 
     def apply(self, ctx: StepContext) -> None:

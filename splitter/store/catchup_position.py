@@ -18,7 +18,8 @@ from splitter.store.atomic import atomic_write_json, now_iso
 from splitter.store.files import StateFiles
 
 FORMAT = 1
-COUNTERS = ("events", "applied", "deleted", "skipped", "unclaimed", "index_ops")
+COUNTERS = ("events", "applied", "deleted", "skipped", "unclaimed", "index_ops", "ddl_ops", "lookups",
+            "stale_removed", "skipped_by_operator")
 
 
 def ts_to_json(ts: Timestamp | None) -> dict[str, int] | None:
@@ -58,6 +59,9 @@ class Position:
     lag_seconds: float | None = None
     lag_events: int | None = None
     rate_per_second: float | None = None
+    source_rate_per_second: float | None = None
+    drain_estimate_seconds: float | None = None
+    skip_tokens: list[str] = field(default_factory=list)  # unsupported events the operator chose to skip
     updated_at: str | None = None
 
     @property
@@ -77,6 +81,9 @@ class Position:
             "lag_seconds": self.lag_seconds,
             "lag_events": self.lag_events,
             "rate_per_second": self.rate_per_second,
+            "source_rate_per_second": self.source_rate_per_second,
+            "drain_estimate_seconds": self.drain_estimate_seconds,
+            "skip_tokens": list(self.skip_tokens),
             "updated_at": self.updated_at,
         }
 
@@ -97,6 +104,9 @@ class Position:
             lag_seconds=doc.get("lag_seconds"),
             lag_events=doc.get("lag_events"),
             rate_per_second=doc.get("rate_per_second"),
+            source_rate_per_second=doc.get("source_rate_per_second"),
+            drain_estimate_seconds=doc.get("drain_estimate_seconds"),
+            skip_tokens=list(doc.get("skip_tokens") or []),
             updated_at=doc.get("updated_at"),
         )
 
