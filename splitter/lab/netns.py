@@ -165,6 +165,7 @@ class NetnsLab(Lab):
             if pid:
                 os.kill(pid, signal.SIGTERM)
                 stopped.append(f"{host} sshd")
+        self.ssh.stop_masters()
         self.plan.kill_all(HOST_NAMES)  # SSH sessions, a mongod whose pid file was not written yet
         removed = self.plan.destroy()
         if removed:

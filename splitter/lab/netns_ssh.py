@@ -5,9 +5,11 @@ Touches: starts sshd processes inside the lab's namespaces (pid files under DIR/
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -59,7 +61,7 @@ class LabSsh:
             "ansible_ssh_private_key_file": str(self.client_key),
             "ansible_ssh_host_key_checking": True,
             "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=15s "
-                                f"-o ControlPath=/tmp/{self.plan.prefix}-%C -o ServerAliveInterval=2 "
+                                f"-o ControlPath={self.control_path_prefix}%C -o ServerAliveInterval=2 "
                                 "-o ServerAliveCountMax=3",
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
                                        "-o IdentitiesOnly=yes -o BatchMode=yes",
@@ -67,6 +69,27 @@ class LabSsh:
             "ansible_pipelining": True,
             "ansible_remote_tmp": str(self.root / ".ansible" / "remote"),
         }
+
+    @property
+    def control_path_prefix(self) -> str:
+        return f"/tmp/{self.plan.prefix}-"
+
+    def stop_masters(self) -> list[int]:
+        """SIGTERM this lab's SSH connection masters (found by the lab's own ControlPath prefix)."""
+        marker = f"ControlPath={self.control_path_prefix}".encode()
+        stopped = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and Path(argv[0].decode(errors="replace")).name == "ssh" and any(marker in a for a in argv):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGTERM)
+                    stopped.append(int(entry.name))
+        return stopped
 
     def create_keys(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
