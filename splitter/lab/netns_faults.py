@@ -12,7 +12,10 @@ one lab namespace (lose), starts sshd and mongod there again (restore).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 from splitter.errors import BadInput, OperationalError
@@ -48,6 +51,8 @@ class Faults:
             result.setdefault(b, []).append(f"cut from {a}")
         for host in data["lost"]:
             result.setdefault(host, []).append("lost")
+        for host in data.get("ssh_down", []):
+            result.setdefault(host, []).append("sshd stopped")
         return {h: ", ".join(v) for h, v in result.items()}
 
     def _check(self, host: str) -> None:
@@ -90,6 +95,30 @@ class Faults:
                 self._neigh("del", a, b)
                 self._neigh("del", b, a)
                 data["partitions"].remove(pair)
+        self._save(data)
+
+    # -- sshd only ------------------------------------------------------------------------------------------
+    def stop_ssh(self, host: str) -> None:
+        """Stop host's sshd (its mongod keeps running): SSH to it is refused, the database still answers."""
+        self._check(host)
+        data = self._load()
+        data.setdefault("ssh_down", [])
+        if host not in data["ssh_down"]:
+            data["ssh_down"].append(host)
+            self._save(data)
+        pid = self.lab.sshd_pid(host)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.lab.sshd_pid(host) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def start_ssh(self, host: str) -> None:
+        self._check(host)
+        if not self.lab.sshd_pid(host):
+            self.lab.ssh.start(host)
+        data = self._load()
+        data["ssh_down"] = [h for h in data.get("ssh_down", []) if h != host]
         self._save(data)
 
     # -- lose / restore -------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Faults in the steps that act on hosts, on the netns lab over SSH (one lab, scenarios in order):
+
+- SSH to node3 refused at preflight -> exit 1 or 2 naming node3, the cluster untouched;
+- node3 partitioned (from every host and the orchestrator) during stop-moving-nodes, and again during
+  rewrite-replset-config -> the step fails naming node3; after heal `run` resumes and the split completes
+  under the writer with the end checks (topology from each host, halves, 0 lost).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from splitter.lab.lab import Lab
+from splitter.lab.netns_faults import Faults
+from tests.helpers import Writer, fingerprint, rs1_client, run_cli, state_file
+from tests.netns_run import Run, assert_halves, assert_topology_from_each_host, confirm, wait_applied_beyond, wait_gate
+
+pytestmark = pytest.mark.mongod
+
+SCENARIO: dict[str, object] = {}
+
+
+def _steps(lab: Lab) -> dict[str, str]:
+    if not state_file(lab).exists():
+        return {}
+    return {k: v["state"] for k, v in json.loads(state_file(lab).read_text())["steps"].items()}
+
+
+def _run(lab: Lab, until: str):
+    return run_cli("run", "-c", str(lab.layout.config_path), "--until", until)
+
+
+def test_ssh_refused_at_preflight_names_node3_and_touches_nothing(netns_lab: Lab) -> None:
+    before = fingerprint(netns_lab)
+    faults = Faults(netns_lab)
+    faults.stop_ssh("node3")
+    try:
+        result = _run(netns_lab, "preflight")
+    finally:
+        faults.start_ssh("node3")
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert "node3" in result.stderr, result.stderr
+    assert fingerprint(netns_lab) == before
+    assert _steps(netns_lab).get("preflight") != "done"
+
+
+def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netns_lab: Lab) -> None:
+    config = str(netns_lab.layout.config_path)
+    faults = Faults(netns_lab)
+    writer = Writer(rs1_client(netns_lab)).start()
+    SCENARIO["writer"] = writer
+    confirm(config, "deploy-client-v1")  # the application already uses node1 + node2 only
+    result = _run(netns_lab, "deploy-client-v1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    faults.partition("node3")
+    try:
+        failed = _run(netns_lab, "stop-moving-nodes")
+    finally:
+        faults.heal("node3")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "stop-moving-nodes" in failed.stderr and "node3" in failed.stderr, failed.stderr
+    assert _steps(netns_lab)["stop-moving-nodes"] != "done"
+
+    result = _run(netns_lab, "start-standalone")
+    assert result.returncode == 0, result.stdout + result.stderr
+    faults.partition("node3")
+    try:
+        failed = _run(netns_lab, "rewrite-replset-config")
+    finally:
+        faults.heal("node3")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    node3 = netns_lab.layout.host("node3").address
+    assert "rewrite-replset-config" in failed.stderr and ("node3" in failed.stderr or node3 in failed.stderr), \
+        failed.stderr
+    assert _steps(netns_lab)["rewrite-replset-config"] != "done"
+
+    result = _run(netns_lab, "start-arbiter-rs2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _steps(netns_lab)["start-arbiter-rs2"] == "done"
+
+
+def test_the_split_then_completes_with_nothing_lost(netns_lab: Lab) -> None:
+    writer = SCENARIO.get("writer")
+    assert isinstance(writer, Writer), "needs the scenario before it"
+    config = str(netns_lab.layout.config_path)
+    run = Run(config)
+    try:
+        wait_gate(config, "deploy-client-v2", run)
+        wait_applied_beyond(config, 10)
+        writer.stop()
+        confirm(config, "deploy-client-v2")
+        assert run.wait() == 0, run.output
+    finally:
+        writer.stop()
+        run.kill()
+    assert_topology_from_each_host(netns_lab)
+    assert_halves(netns_lab, writer)
