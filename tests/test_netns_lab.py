@@ -81,3 +81,37 @@ def test_down_after_sigkill_of_up_halfway_leaves_nothing(tmp_path: Path) -> None
     again = run_cli("lab", "down", "--dir", str(lab_dir))
     assert again.returncode == 0, again.stdout + again.stderr
     assert _leftovers(plan) == []
+
+
+def test_names_derive_from_the_directory_and_fit_the_kernel_limits(tmp_path: Path) -> None:
+    """Two labs never share a name or a subnet; interface names stay within IFNAMSIZ (15 characters)."""
+    first, second = NetPlan.choose(tmp_path / "a"), NetPlan.choose(tmp_path / "b")
+    assert first.prefix != second.prefix and first.subnet != second.subnet
+    for plan in (first, second):
+        names = [plan.bridge] + [n for h in HOST_NAMES for n in (plan.veth_inside(h), plan.veth_outside(h))]
+        assert all(len(n) <= 15 and n.startswith(plan.prefix) for n in names)
+        addresses = {plan.address(h) for h in HOST_NAMES} | {plan.bridge_address}
+        assert len(addresses) == 7 and all(a.startswith(plan.subnet.rsplit(".", 1)[0]) for a in addresses)
+    assert NetPlan.choose(tmp_path / "a").prefix == first.prefix  # the same directory finds its own names
+
+
+def test_inventory_reaches_every_host_over_ssh_on_27017(tmp_path: Path) -> None:
+    import yaml
+
+    from splitter.lab.netns import NetnsLayout
+
+    plan = NetPlan.choose(tmp_path)
+    layout = NetnsLayout(tmp_path, 27017, plan)
+    inventory = layout.inventory(Path("/usr/bin/mongod"))
+    common = inventory["all"]["vars"]
+    assert common["ansible_connection"] == "ssh" and common["splitter_lab"] is True
+    assert str(tmp_path / "ssh" / "known_hosts") in common["ansible_ssh_common_args"]
+    hosts = {n: v for g in inventory["all"]["children"].values() for n, v in g["hosts"].items()}
+    assert set(hosts) == set(HOST_NAMES)
+    for name, host_vars in hosts.items():
+        assert host_vars["ansible_host"] == host_vars["mongod_connect_host"] == plan.address(name)
+        assert host_vars["mongod_port"] == 27017 and host_vars["mongod_maintenance_bind_ip"] == plan.address(name)
+    config = layout.split_config()
+    assert [m["host"] for m in config["source"]["members"]] == [f"{plan.address(n)}:27017"
+                                                                 for n in ("node1", "node2", "node3", "node4")]
+    yaml.safe_dump(inventory)
