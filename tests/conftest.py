@@ -117,15 +117,23 @@ NETNS_DOCS = 1000
 
 
 @pytest.fixture(scope="module")
-def netns_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """One netns lab per test file (files run in parallel workers: --dist loadfile); always taken down."""
+def netns_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """One netns lab per test file (files run in parallel workers: --dist loadfile); always taken down. When a
+    test of the file failed, the mongod logs, the audit log and the runs' output are kept under test-logs/."""
     require_netns()
     from splitter.lab.netns import NetnsLab
 
     lab = NetnsLab(tmp_path_factory.mktemp("netns-lab"))
+    failed_before = request.session.testsfailed
     try:
         lab.up(NETNS_DOCS)
         yield lab
     finally:
+        if request.session.testsfailed > failed_before:
+            name = f"{request.node.name.removesuffix('.py')}-netns"
+            _keep_logs(lab, name)
+            (LOG_KEEP_DIR / name).mkdir(parents=True, exist_ok=True)
+            for run_log in lab.layout.root.glob("run-*.log"):
+                shutil.copy(run_log, LOG_KEEP_DIR / name)
         lab.down()
         shutil.rmtree(lab.layout.root, ignore_errors=True)
