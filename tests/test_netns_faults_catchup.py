@@ -31,7 +31,7 @@ from tests.netns_run import (
     wait_gate,
 )
 
-pytestmark = pytest.mark.mongod
+pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH takes minutes on a busy box
 
 SCENARIO: dict[str, object] = {}
 PARTITION_SECS = 25  # longer than a server selection timeout of the catch-up's rs2 client, so retries happen

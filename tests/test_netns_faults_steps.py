@@ -17,7 +17,7 @@ from splitter.lab.netns_faults import Faults
 from tests.helpers import Writer, fingerprint, rs1_client, run_cli, state_file
 from tests.netns_run import Run, assert_halves, assert_topology_from_each_host, confirm, wait_applied_beyond, wait_gate
 
-pytestmark = pytest.mark.mongod
+pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH takes minutes on a busy box
 
 SCENARIO: dict[str, object] = {}
 

@@ -11,7 +11,7 @@ from splitter.lab.layout import ARBITERS, DATA_NODES
 from tests.helpers import run_cli
 from tests.netns_run import assert_halves, assert_topology_from_each_host, split_with_gates
 
-pytestmark = pytest.mark.mongod
+pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH takes minutes on a busy box
 
 def test_full_split_over_ssh_with_confirm_at_each_gate(netns_lab: Lab) -> None:
     inventory = netns_lab.layout.inventory_path.read_text()
