@@ -50,7 +50,7 @@ def applied(config: str) -> int:
     return ((status(config).get("catch_up") or {}).get("counters") or {}).get("applied", 0)
 
 
-def wait_gate(config: str, gate: str, run: Run, timeout: float = 600) -> None:
+def wait_gate(config: str, gate: str, run: Run, timeout: float = 1500) -> None:
     def waiting() -> bool:
         assert run.proc.poll() is None, run.output
         return status(config).get("waiting_gate") == gate
