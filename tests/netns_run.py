@@ -70,26 +70,39 @@ def confirm(config: str, gate: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def split_with_gates(lab: Lab, during_catch_up: Callable[[Run], Run] | None = None) -> tuple[Writer, Run]:
+def finish_cutover(config: str, run: Run, writer: Writer) -> None:
+    """The old client is gone once client v2 is deployed: stop the writer, confirm deploy-client-v2, and the
+    run (waiting at that gate) completes with exit 0."""
+    try:
+        writer.stop()
+        confirm(config, "deploy-client-v2")
+        assert run.wait() == 0, run.output
+    finally:
+        writer.stop()
+        run.kill()
+
+
+def split_with_gates(lab: Lab, during_catch_up: Callable[[Run], Run] | None = None, *, writer: Writer | None = None,
+                     v1_passed: bool = False) -> tuple[Writer, Run]:
     """The whole split under a writer: confirm deploy-client-v1 when the run waits there; at deploy-client-v2
     let the catch-up apply writes (and call during_catch_up, which may replace the run), stop the old writer,
     confirm. Returns the writer and the finished run."""
     config = str(lab.layout.config_path)
-    writer = Writer(rs1_client(lab)).start()
+    writer = writer or Writer(rs1_client(lab)).start()
     run = Run(config)
     try:
-        wait_gate(config, "deploy-client-v1", run)
-        confirm(config, "deploy-client-v1")
+        if not v1_passed:
+            wait_gate(config, "deploy-client-v1", run)
+            confirm(config, "deploy-client-v1")
         wait_gate(config, "deploy-client-v2", run)
         wait_applied_beyond(config, 10)
         if during_catch_up is not None:
             run = during_catch_up(run)
-        writer.stop()  # the old client is gone once client v2 is deployed
-        confirm(config, "deploy-client-v2")
-        run.wait()
-    finally:
+    except BaseException:
         writer.stop()
         run.kill()
+        raise
+    finish_cutover(config, run, writer)
     return writer, run
 
 

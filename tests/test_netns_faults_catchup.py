@@ -26,6 +26,7 @@ from tests.netns_run import (
     assert_halves,
     assert_topology_from_each_host,
     confirm,
+    finish_cutover,
     status,
     wait_applied_beyond,
     wait_gate,
@@ -74,13 +75,9 @@ def test_the_split_reaches_the_catch_up_under_a_writer(netns_lab: Lab) -> None:
 def test_rs2_primary_partitioned_from_the_orchestrator_during_the_catch_up(netns_lab: Lab) -> None:
     config, run, _writer = _current(netns_lab)
     primary = _rs2_primary(netns_lab)
-    faults = Faults(netns_lab)
-    faults.partition(primary, [ORCHESTRATOR])
-    try:
+    with Faults(netns_lab).partitioned(primary, [ORCHESTRATOR]):
         time.sleep(PARTITION_SECS)
         exited = run.proc.poll()
-    finally:
-        faults.heal(primary)
     if exited is not None:  # gave up after its bounded retries: a clear failure that names the target set
         assert exited == 1, run.output
         assert "rs2" in run.output or netns_lab.layout.host(primary).address in run.output, run.output[-2000:]
@@ -92,14 +89,10 @@ def test_rs2_primary_partitioned_from_the_orchestrator_during_the_catch_up(netns
 def test_orchestrator_killed_during_a_partition_then_rerun_after_heal(netns_lab: Lab) -> None:
     config, run, _writer = _current(netns_lab)
     primary = _rs2_primary(netns_lab)
-    faults = Faults(netns_lab)
-    faults.partition(primary, [ORCHESTRATOR])
-    try:
+    with Faults(netns_lab).partitioned(primary, [ORCHESTRATOR]):
         time.sleep(5)
         run.proc.send_signal(signal.SIGKILL)
         assert run.proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        faults.heal(primary)
     before = applied(config)
     _rerun(config)
     assert wait_applied_beyond(config, 10) > before
@@ -123,12 +116,6 @@ def test_rs1_primary_host_lost_during_the_catch_up(netns_lab: Lab) -> None:
 
 def test_the_cutover_after_the_faults_loses_nothing(netns_lab: Lab) -> None:
     config, run, writer = _current(netns_lab)
-    try:
-        writer.stop()
-        confirm(config, "deploy-client-v2")
-        assert run.wait() == 0, run.output
-    finally:
-        writer.stop()
-        run.kill()
+    finish_cutover(config, run, writer)
     assert_topology_from_each_host(netns_lab)
     assert_halves(netns_lab, writer)

@@ -15,7 +15,7 @@ import pytest
 from splitter.lab.lab import Lab
 from splitter.lab.netns_faults import Faults
 from tests.helpers import Writer, fingerprint, rs1_client, run_cli, state_file
-from tests.netns_run import Run, assert_halves, assert_topology_from_each_host, confirm, wait_applied_beyond, wait_gate
+from tests.netns_run import assert_halves, assert_topology_from_each_host, confirm, split_with_gates
 
 pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH takes minutes on a busy box
 
@@ -30,6 +30,17 @@ def _steps(lab: Lab) -> dict[str, str]:
 
 def _run(lab: Lab, until: str):
     return run_cli("run", "-c", str(lab.layout.config_path), "--until", until)
+
+
+def _fails_while_node3_is_partitioned(lab: Lab, step: str) -> None:
+    """`run --until STEP` with node3 cut from everyone: exit 1, the step named with node3 (by name or address),
+    the step not done."""
+    with Faults(lab).partitioned("node3"):
+        failed = _run(lab, step)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    node3 = lab.layout.host("node3").address
+    assert step in failed.stderr and ("node3" in failed.stderr or node3 in failed.stderr), failed.stderr
+    assert _steps(lab)[step] != "done"
 
 
 def test_ssh_refused_at_preflight_names_node3_and_touches_nothing(netns_lab: Lab) -> None:
@@ -48,34 +59,17 @@ def test_ssh_refused_at_preflight_names_node3_and_touches_nothing(netns_lab: Lab
 
 def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netns_lab: Lab) -> None:
     config = str(netns_lab.layout.config_path)
-    faults = Faults(netns_lab)
     writer = Writer(rs1_client(netns_lab)).start()
     SCENARIO["writer"] = writer
     confirm(config, "deploy-client-v1")  # the application already uses node1 + node2 only
     result = _run(netns_lab, "deploy-client-v1")
     assert result.returncode == 0, result.stdout + result.stderr
 
-    faults.partition("node3")
-    try:
-        failed = _run(netns_lab, "stop-moving-nodes")
-    finally:
-        faults.heal("node3")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "stop-moving-nodes" in failed.stderr and "node3" in failed.stderr, failed.stderr
-    assert _steps(netns_lab)["stop-moving-nodes"] != "done"
+    _fails_while_node3_is_partitioned(netns_lab, "stop-moving-nodes")
 
     result = _run(netns_lab, "start-standalone")
     assert result.returncode == 0, result.stdout + result.stderr
-    faults.partition("node3")
-    try:
-        failed = _run(netns_lab, "rewrite-replset-config")
-    finally:
-        faults.heal("node3")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    node3 = netns_lab.layout.host("node3").address
-    assert "rewrite-replset-config" in failed.stderr and ("node3" in failed.stderr or node3 in failed.stderr), \
-        failed.stderr
-    assert _steps(netns_lab)["rewrite-replset-config"] != "done"
+    _fails_while_node3_is_partitioned(netns_lab, "rewrite-replset-config")
 
     result = _run(netns_lab, "start-arbiter-rs2")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -85,16 +79,6 @@ def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netn
 def test_the_split_then_completes_with_nothing_lost(netns_lab: Lab) -> None:
     writer = SCENARIO.get("writer")
     assert isinstance(writer, Writer), "needs the scenario before it"
-    config = str(netns_lab.layout.config_path)
-    run = Run(config)
-    try:
-        wait_gate(config, "deploy-client-v2", run)
-        wait_applied_beyond(config, 10)
-        writer.stop()
-        confirm(config, "deploy-client-v2")
-        assert run.wait() == 0, run.output
-    finally:
-        writer.stop()
-        run.kill()
+    split_with_gates(netns_lab, writer=writer, v1_passed=True)
     assert_topology_from_each_host(netns_lab)
     assert_halves(netns_lab, writer)

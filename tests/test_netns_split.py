@@ -17,7 +17,6 @@ def test_full_split_over_ssh_with_confirm_at_each_gate(netns_lab: Lab) -> None:
     inventory = netns_lab.layout.inventory_path.read_text()
     assert "ansible_connection: ssh" in inventory and "splitter_lab: true" in inventory
     writer, run = split_with_gates(netns_lab)
-    assert run.returncode == 0, run.output
     assert "split complete" in run.output
     assert writer.failures == [], writer.failures[:5]
     assert_topology_from_each_host(netns_lab)

@@ -11,11 +11,13 @@ one lab namespace (lose), starts sshd and mongod there again (restore).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from splitter.errors import BadInput, OperationalError
@@ -85,6 +87,15 @@ class Faults:
                 self._save(data)  # recorded before it exists
             self._neigh("add", host, peer)
             self._neigh("add", peer, host)
+
+    @contextlib.contextmanager
+    def partitioned(self, host: str, peers: list[str] | None = None) -> Iterator[None]:
+        """A partition for the duration of a `with` block; healed however the block ends."""
+        self.partition(host, peers)
+        try:
+            yield
+        finally:
+            self.heal(host)
 
     def heal(self, host: str | None = None) -> None:
         """Remove the partitions of host (default: all of them)."""
