@@ -15,7 +15,7 @@ import pytest
 from splitter.lab.lab import Lab
 from splitter.lab.netns_faults import Faults
 from tests.helpers import Writer, fingerprint, rs1_client, run_cli, state_file
-from tests.netns_run import assert_halves, assert_topology_from_each_host, confirm, split_with_gates
+from tests.netns_run import Run, assert_halves, assert_topology_from_each_host, confirm, split_with_gates, wait_gate
 
 pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH takes minutes on a busy box
 
@@ -61,9 +61,10 @@ def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netn
     config = str(netns_lab.layout.config_path)
     writer = Writer(rs1_client(netns_lab)).start()
     SCENARIO["writer"] = writer
-    confirm(config, "deploy-client-v1")  # the application already uses node1 + node2 only
-    result = _run(netns_lab, "deploy-client-v1")
-    assert result.returncode == 0, result.stdout + result.stderr
+    through_v1 = Run(config, "--until", "deploy-client-v1")
+    wait_gate(config, "deploy-client-v1", through_v1)
+    confirm(config, "deploy-client-v1")  # `confirm` is only taken while a run waits at the gate
+    assert through_v1.wait() == 0, through_v1.output
 
     _fails_while_node3_is_partitioned(netns_lab, "stop-moving-nodes")
 
