@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 from pymongo import MongoClient
@@ -36,6 +37,18 @@ pytestmark = [pytest.mark.mongod, pytest.mark.timeout(2700)]  # a split over SSH
 
 SCENARIO: dict[str, object] = {}
 PARTITION_SECS = 25  # longer than a server selection timeout of the catch-up's rs2 client, so retries happen
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scenario_cleanup(netns_lab: Lab) -> Iterator[None]:
+    """The background run and the writer never outlive the file (also when a scenario fails or is interrupted);
+    requested after netns_lab, so this runs before the lab goes down."""
+    yield
+    run, writer = SCENARIO.get("run"), SCENARIO.get("writer")
+    if isinstance(run, Run):
+        run.kill()
+    if isinstance(writer, Writer):
+        writer.stop()
 
 
 def _hello(lab: Lab, name: str) -> dict:
