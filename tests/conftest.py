@@ -87,3 +87,53 @@ def lab_factory(tmp_path: Path, lab_cache: Path, request: pytest.FixtureRequest)
 def fresh_lab(lab_factory: Callable[..., Lab]) -> Lab:
     """A lab of its own for a test that changes the cluster."""
     return lab_factory()
+
+
+# -- netns lab (issue 17): six hosts in network namespaces, reached over SSH ---------------------------------
+def netns_unavailable() -> str | None:
+    """Why the netns lab cannot run here (None when it can)."""
+    from splitter.lab.netns_ssh import find_sshd
+
+    if os.geteuid() != 0:
+        return "the netns lab needs root"
+    if shutil.which("ip") is None:
+        return "iproute2 (`ip`) is not installed"
+    if find_sshd() is None:
+        return "openssh-server (sshd) is not installed"
+    return None
+
+
+def require_netns() -> None:
+    """Skip with the reason; under CI=true a missing prerequisite fails the test instead (CI must run them)."""
+    reason = netns_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"netns tests cannot run under CI: {reason} (.ci/run installs openssh-server and iproute2)")
+    pytest.skip(reason)
+
+
+NETNS_DOCS = 1000
+
+
+@pytest.fixture(scope="module")
+def netns_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """One netns lab per test file (files run in parallel workers: --dist loadfile); always taken down. When a
+    test of the file failed, the mongod logs, the audit log and the runs' output are kept under test-logs/."""
+    require_netns()
+    from splitter.lab.netns import NetnsLab
+
+    lab = NetnsLab(tmp_path_factory.mktemp("netns-lab"))
+    failed_before = request.session.testsfailed
+    try:
+        lab.up(NETNS_DOCS)
+        yield lab
+    finally:
+        if request.session.testsfailed > failed_before:
+            name = f"{request.node.name.removesuffix('.py')}-netns"
+            _keep_logs(lab, name)
+            (LOG_KEEP_DIR / name).mkdir(parents=True, exist_ok=True)
+            for run_log in lab.layout.root.glob("run-*.log"):
+                shutil.copy(run_log, LOG_KEEP_DIR / name)
+        lab.down()
+        shutil.rmtree(lab.layout.root, ignore_errors=True)

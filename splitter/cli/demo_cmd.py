@@ -19,6 +19,7 @@ from splitter.engine.session import open_session, pin_routing
 from splitter.lab.app import LabApp
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY
+from splitter.lab.netns import NetnsLab
 from splitter.steps.registry import all_steps
 from splitter.store.lock import StateLock
 
@@ -43,7 +44,9 @@ def _summary(lab: Lab, app: LabApp) -> None:
         seeds = ",".join(lab.layout.host(n).host for n in nodes)
         with MongoClient(f"mongodb://{seeds}/?replicaSet={name}", serverSelectionTimeoutMS=10000) as client:
             states = client.admin.command("replSetGetStatus")["members"]
-            members = ", ".join(f"{m['name'].rsplit(':', 1)[1]} {m['stateStr']}" for m in states)
+            # Loopback lab: members differ by port; netns lab: by address (all on 27017).
+            members = ", ".join(f"{m['name'].rsplit(':', 1)[int(m['name'].startswith('127.'))]} {m['stateStr']}"
+                                for m in states)
             for coll, (even, odd) in _halves(client).items():
                 table.add_row(name, members, coll, str(even), str(odd))
                 members = ""
@@ -62,10 +65,13 @@ def _summary(lab: Lab, app: LabApp) -> None:
 @click.option("--base-port", default=27017, show_default=True)
 @click.option("--docs", default=20_000, show_default=True)
 @click.option("--keep", is_flag=True, help="Leave the lab running afterwards (stop it with `splitter lab down`).")
-def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool) -> None:
+@click.option("--network", type=click.Choice(["local", "netns"]), default="local", show_default=True,
+              help="netns: six hosts in network namespaces, mongod on 27017, every host action over SSH "
+                   "(needs root and sshd; slower).")
+def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool, network: str) -> None:
     """Lab up, plan, split end to end (gates auto-confirmed), verify, clean up, summary, lab down."""
     root = lab_dir or Path(tempfile.mkdtemp(prefix="splitter-demo-"))
-    lab = Lab(root, base_port, progress=say)
+    lab = (NetnsLab if network == "netns" else Lab)(root, base_port, progress=say)
     started = time.monotonic()
     try:
         lab.up(docs)

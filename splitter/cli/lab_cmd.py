@@ -11,6 +11,7 @@ from rich.table import Table
 
 from splitter.cli.output import console_bus
 from splitter.lab.lab import Lab
+from splitter.lab.netns import NetnsLab, open_lab
 
 console = Console(highlight=False)
 
@@ -32,9 +33,13 @@ def lab() -> None:
 @click.option("--auth", is_flag=True, help="keyFile between members and a SCRAM admin user (name and password in "
               "DIR/secrets, named in split.yaml's credentials).")
 @click.option("--tls", is_flag=True, help="requireTLS with a self-signed CA and certificate (DIR/secrets/ca.pem).")
-def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None, auth: bool, tls: bool) -> None:
+@click.option("--network", type=click.Choice(["local", "netns"]), default="local", show_default=True,
+              help="local: every mongod on this host's loopback. netns: six hosts, each a network namespace on a "
+                   "private bridge with sshd and mongod on 27017, reached over SSH (needs root and sshd).")
+def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None, auth: bool, tls: bool, network: str) -> None:
     """Start rs1 (node1..node4), wait for PRIMARY on node1, load data, write split.yaml and inventory.yml."""
-    the_lab = Lab(lab_dir, base_port, progress=console_bus().progress)
+    lab_class = NetnsLab if network == "netns" else Lab
+    the_lab = lab_class(lab_dir, base_port, progress=console_bus().progress)
     the_lab.up(docs, cache=cache, auth=auth, tls=tls)
     files = the_lab.security.files
     console.print(f"lab is up in {the_lab.layout.root}")
@@ -52,8 +57,20 @@ def up(lab_dir: Path, base_port: int, docs: int, cache: Path | None, auth: bool,
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def status(lab_dir: Path, as_json: bool) -> None:
-    """Every lab process: port, pid, replica-set state."""
-    processes = Lab.existing(lab_dir).processes()
+    """Every lab process: port, pid, replica-set state (netns lab: each host, its address and processes)."""
+    the_lab = open_lab(lab_dir)
+    if isinstance(the_lab, NetnsLab):
+        rows = the_lab.host_rows()
+        if as_json:
+            click.echo(json.dumps(rows))
+            return
+        table = Table("host", "address", "namespace", "mongod pid", "state", "sshd pid", "fault")
+        for r in rows:
+            table.add_row(r["host"], r["address"], r["namespace"], str(r["mongod_pid"] or "-"), r["state"],
+                          str(r["sshd_pid"] or "-"), r["fault"])
+        console.print(table)
+        return
+    processes = the_lab.processes()
     if as_json:
         click.echo(json.dumps([vars(p) for p in processes]))
         return
@@ -68,8 +85,51 @@ def status(lab_dir: Path, as_json: bool) -> None:
 @click.option("--purge", is_flag=True, help="Also delete the lab directory (dbpaths, logs, state).")
 def down(lab_dir: Path, purge: bool) -> None:
     """Stop every process the lab started, cleanly and by pid. Safe to run twice."""
-    if not (lab_dir / "lab.json").exists():
+    if not (lab_dir / "lab.json").exists() and not (lab_dir / "netns.json").exists():
         console.print(f"no lab in {lab_dir}; nothing to stop")
         return
-    stopped = Lab.existing(lab_dir, progress=console_bus().progress).down(purge=purge)
+    stopped = open_lab(lab_dir, progress=console_bus().progress).down(purge=purge)
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+def _faults(lab_dir: Path):
+    from splitter.lab.netns_faults import Faults
+
+    the_lab = open_lab(lab_dir)
+    if not isinstance(the_lab, NetnsLab):
+        raise click.BadParameter("faults need a netns lab (splitter lab up --network netns)")
+    return Faults(the_lab)
+
+
+@lab.command()
+@dir_option
+@click.argument("host")
+@click.option("--from", "peers", multiple=True, help="Cut only from this host (or `orchestrator`); repeatable. "
+              "Default: from every other host and the orchestrator.")
+def partition(lab_dir: Path, host: str, peers: tuple[str, ...]) -> None:
+    """netns lab: drop all traffic between HOST and its peers, silently, both ways."""
+    _faults(lab_dir).partition(host, list(peers) or None)
+    console.print(f"{host} partitioned from {', '.join(peers) or 'everyone'}")
+
+
+@lab.command()
+@dir_option
+@click.argument("host", required=False)
+def heal(lab_dir: Path, host: str | None) -> None:
+    """netns lab: remove HOST's partitions (all partitions without HOST)."""
+    _faults(lab_dir).heal(host)
+    console.print(f"healed {host or 'every partition'}")
+
+
+@lab.command()
+@dir_option
+@click.argument("host")
+@click.option("--restore", is_flag=True, help="Boot the lost host again (sshd, mongod with its last config).")
+def lose(lab_dir: Path, host: str, restore: bool) -> None:
+    """netns lab: kill every process in HOST's namespace, as if the machine died."""
+    faults = _faults(lab_dir)
+    if restore:
+        faults.restore(host)
+        console.print(f"{host} is back")
+        return
+    console.print(f"{host} lost (killed pids {', '.join(map(str, faults.lose(host))) or 'none'})")

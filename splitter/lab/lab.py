@@ -215,15 +215,15 @@ class Lab:
             mode, port = self._mode(host)
             state = "DOWN"
             if alive and port:
-                state = self._state(port)
+                state = self._state(port, host.address)
             result.append(ProcessInfo(host.name, pid if alive else None, alive, port if alive else None,
                                       mode if alive else "-", state))
         return result
 
-    def _state(self, port: int) -> str:
+    def _state(self, port: int, address: str = "127.0.0.1") -> str:
         # `hello` needs no user (arbiters have none), only TLS when the lab uses it.
         try:
-            with MongoClient(f"127.0.0.1:{port}", directConnection=True, serverSelectionTimeoutMS=1500,
+            with MongoClient(f"{address}:{port}", directConnection=True, serverSelectionTimeoutMS=1500,
                              **self.security.tls_options()) as c:
                 hello = c.admin.command("hello")
         except PyMongoError:
@@ -245,7 +245,7 @@ class Lab:
 
     def _request_shutdown(self, name: str, port: int) -> bool:
         # Arbiters hold no users: with auth the lab stops them as the keyFile's __system user.
-        host = f"127.0.0.1:{port}"
+        host = f"{self.layout.host(name).address}:{port}"
         try:
             options = self.client_options(system=name not in DATA_NODES)
             with MongoClient(host, directConnection=True, serverSelectionTimeoutMS=2000, **options) as client:

@@ -23,10 +23,11 @@ class LabHost:
     name: str
     port: int
     home: Path
+    address: str = "127.0.0.1"  # where the orchestrator reaches it (a namespace's address in a netns lab)
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def maintenance_port(self) -> int:
