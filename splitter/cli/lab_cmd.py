@@ -60,7 +60,9 @@ def status(lab_dir: Path, as_json: bool) -> None:
     """Every lab process: port, pid, replica-set state (netns lab: each host, its address and processes)."""
     the_lab = open_lab(lab_dir)
     if isinstance(the_lab, NetnsLab):
-        rows = the_lab.host_rows()
+        from splitter.lab.netns_faults import Faults
+
+        rows = the_lab.host_rows(Faults(the_lab).describe())
         if as_json:
             click.echo(json.dumps(rows))
             return

@@ -133,11 +133,9 @@ class NetnsLab(Lab):
         pid = read_pid(self.ssh.pidfile(host))
         return pid if _alive(pid, "sshd") else None
 
-    def host_rows(self) -> list[dict[str, Any]]:
-        """One row per host: address, namespace, mongod and sshd pids, the replica-set state, any fault."""
-        from splitter.lab.netns_faults import Faults
-
-        faults = Faults(self).describe()
+    def host_rows(self, faults: dict[str, str]) -> list[dict[str, Any]]:
+        """One row per host: address, namespace, mongod and sshd pids, the replica-set state, its fault (from
+        `Faults.describe()`, which sits above this module)."""
         return [{"host": p.name, "address": self.plan.address(p.name), "namespace": self.plan.namespace(p.name),
                  "mongod_pid": p.pid, "port": p.port, "state": p.state, "sshd_pid": self.sshd_pid(p.name),
                  "fault": faults.get(p.name, "")} for p in self.processes()]
