@@ -138,8 +138,8 @@ def test_bench_common_replaces_no_method() -> None:
     objects (it used to replace ctx.wait_for, applier.playbook, adapter.run and step.apply)."""
     from splitter.cluster.applier import Applier
     from splitter.hosts.ansible_adapter import AnsibleAdapter
+    from splitter.run_context import StepContext
     from splitter.steps.base import Step
-    from splitter.steps.context import StepContext
 
     methods = {name for cls in (Applier, AnsibleAdapter, Step, StepContext) for name in dir(cls)
                if callable(getattr(cls, name)) and not name.startswith("__")}

@@ -8,6 +8,7 @@ import pytest
 from bson import Int64, ObjectId
 
 from splitter.cluster.applier import CrashPoint
+from splitter.cluster.replset_rules import build_target_config
 from splitter.config import parse_duration
 from splitter.engine.runner import Runner
 from splitter.errors import Interrupted, OperationalError, StepFailed
@@ -15,7 +16,6 @@ from splitter.events import EventBus, EventType, Recorder
 from splitter.routing import Routing
 from splitter.steps import reconfig as rc
 from splitter.steps.base import Step
-from splitter.steps.rewrite_replset_config import build_target_config
 from splitter.store.checkpoint import RunState, StateStore
 
 ROUTING = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None},

@@ -20,7 +20,7 @@ from rich.text import Text
 from splitter.cli.output import config_option, console, console_bus
 from splitter.engine.session import open_session
 from splitter.engine.status import collect_status, topology
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 
 STATE_STYLE = {"done": "green", "running": "bold cyan", "waiting": "bold yellow", "failed": "bold red",
                "pending": "dim"}

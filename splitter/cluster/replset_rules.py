@@ -7,7 +7,10 @@ rules are checked here, on rs1's config in preflight and on the built rs2 docume
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from bson import ObjectId
 
 
 def _delay(member: dict[str, Any]) -> int:
@@ -60,3 +63,21 @@ def _write_mode_problems(name: str, data: list[dict[str, Any]], modes: dict[str,
                 problems.append(f"{name}: write concern mode {mode!r} needs {count} distinct values of tag {tag!r}, "
                                 f"its data nodes have {len(values)} ({', '.join(sorted(values)) or 'none'})")
     return problems
+
+
+def build_target_config(stored: dict[str, Any], target_name: str, move_hosts: list[str], arbiter_host: str,
+                        original_priority: dict[str, float]) -> dict[str, Any]:
+    """rs2's config from the rs1 doc the node holds: same term and settings, a fresh shared replicaSetId."""
+    members = []
+    for host in move_hosts:
+        old = next(m for m in stored["members"] if m["host"] == host)
+        member = copy.deepcopy(old)
+        # hidden and secondaryDelaySecs are kept: validate_target_config refuses them before anything is written.
+        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False)
+        members.append(member)
+    members.append({"_id": max(int(m["_id"]) for m in stored["members"]) + 1, "host": arbiter_host,
+                    "arbiterOnly": True, "priority": 0, "votes": 1})
+    doc = copy.deepcopy(stored)
+    doc.update(_id=target_name, version=int(stored["version"]) + 1, members=members)
+    doc["settings"] = {**stored.get("settings", {}), "replicaSetId": ObjectId()}
+    return doc

@@ -37,7 +37,7 @@ from splitter.cutover.switch import Stream, SwitchActions
 from splitter.errors import BadInput, OperationalError
 from splitter.events import EventType
 from splitter.routing_document import PublishedState, RoutingDocument
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 from splitter.store import gatefiles
 from splitter.store.atomic import now_iso
 from splitter.store.records import CutoverRecord, OpTime, SwitchRecord

@@ -20,7 +20,7 @@ from splitter.catchup import BackgroundCatchUp, CatchUpWorker
 from splitter.catchup.source import last_write_ts
 from splitter.cutover import fence, snapshot
 from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID, RoutingDocument
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 from splitter.store.records import CutoverRecord, OpTime
 
 VERIFY_WINDOW = 3600  # seconds of snapshot history kept while a switch may still verify at its drain point

@@ -10,8 +10,8 @@ from typing import Any
 from splitter.config import Gate, parse_duration
 from splitter.cutover.switch import is_lab
 from splitter.events import EventType
+from splitter.run_context import StepContext
 from splitter.steps.base import GateSpec
-from splitter.steps.context import StepContext
 from splitter.store import gatefiles
 from splitter.store.atomic import now_iso
 from splitter.store.checkpoint import RunState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.steps.registry import POINT_OF_NO_RETURN
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from splitter.cluster.shutdown import QUIESCE_SECS
 from splitter.errors import OperationalError
+from splitter.run_context import StepContext
 from splitter.steps import reconfig as rc
-from splitter.steps.context import StepContext
 from splitter.store.checkpoint import RunState
 from splitter.store.gatefiles import clear_confirmations
 from splitter.store.records import MemberRecord, OriginalConfig

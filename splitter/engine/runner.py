@@ -8,8 +8,8 @@ from collections.abc import Callable
 from splitter.engine.gates import GateKeeper
 from splitter.errors import BadInput, Interrupted, SplitterError, StepFailed
 from splitter.events import EventType
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.store.atomic import now_iso
 
 

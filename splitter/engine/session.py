@@ -18,7 +18,7 @@ from splitter.events import EventBus
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.inventory import load_inventory
 from splitter.observe import observe_command
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 from splitter.steps.registry import all_steps
 from splitter.store.checkpoint import RunState, StateStore
 from splitter.store.files import StateFiles

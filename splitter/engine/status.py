@@ -17,8 +17,8 @@ from splitter.cutover.protocol import possible
 from splitter.engine.next_action import NextAction, Situation, next_action
 from splitter.errors import SplitterError
 from splitter.observe.metrics import live_step_states
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.steps.registry import POINT_OF_NO_RETURN, all_steps
 from splitter.store import cleanup_position
 from splitter.store.catchup_position import read_status

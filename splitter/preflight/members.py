@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from splitter.cluster.replset_rules import config_problems, mover_problems
+from splitter.cluster.replset_rules import build_target_config, config_problems, mover_problems
 from splitter.preflight.findings import Finding, refuse, warn
-from splitter.steps.rewrite_replset_config import build_target_config
 
 
 def source_after_split(config: dict[str, Any], keep_hosts: list[str], arbiter_host: str) -> dict[str, Any]:

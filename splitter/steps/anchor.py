@@ -9,7 +9,7 @@ from bson import Timestamp
 
 from splitter.config import parse_duration
 from splitter.errors import OperationalError
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 
 
 def commit_point(ctx: StepContext, host: str) -> Timestamp | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from splitter.errors import StepFailed
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from splitter.catchup import CatchUpWorker, PositionStore
 from splitter.catchup.source import last_write_ts
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.store.records import OpTime
 
 INITIAL_DRAIN_TIMEOUT = 1800.0

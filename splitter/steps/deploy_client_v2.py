@@ -9,9 +9,9 @@ from __future__ import annotations
 from splitter.catchup import BackgroundCatchUp
 from splitter.cutover.protocol import CutoverProtocol
 from splitter.cutover.switch import DryRunSwitch, RealSwitch, is_lab
+from splitter.run_context import StepContext
 from splitter.steps.base import GateSpec, Step
 from splitter.steps.catch_up import make_worker
-from splitter.steps.context import StepContext
 
 
 def auto_finalize(ctx: StepContext) -> bool:

@@ -7,8 +7,8 @@ from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
 from splitter.preflight import all_findings, report
 from splitter.preflight.findings import PreflightRefused
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.store.records import MemberRecord, OriginalConfig
 
 MIN_VERSION = (4, 4)  # safe reconfig and setDefaultRWConcern

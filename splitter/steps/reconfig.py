@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from splitter.steps.context import StepContext
+from splitter.run_context import StepContext
 
 
 def live_config(ctx: StepContext) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from splitter.run_context import StepContext
 from splitter.steps import reconfig as rc
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 
 
 class RemoveMovingNodes(Step):

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from bson import ObjectId
-
-from splitter.cluster.replset_rules import config_problems, mover_problems
+from splitter.cluster.replset_rules import build_target_config, config_problems, mover_problems
+from splitter.run_context import StepContext
 from splitter.steps.anchor import source_entry, wait_source_committed
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 from splitter.store.atomic import now_iso
 from splitter.store.records import OpTime, PointOfNoReturn, SplitPoint, TargetConfig
 
 COMPARED_FIELDS = ("ts", "t", "op", "ns", "o", "o2", "wall")
-
-
-def build_target_config(stored: dict[str, Any], target_name: str, move_hosts: list[str], arbiter_host: str,
-                        original_priority: dict[str, float]) -> dict[str, Any]:
-    """rs2's config from the rs1 doc the node holds: same term and settings, a fresh shared replicaSetId."""
-    members = []
-    for host in move_hosts:
-        old = next(m for m in stored["members"] if m["host"] == host)
-        member = copy.deepcopy(old)
-        # hidden and secondaryDelaySecs are kept: validate_target_config refuses them before anything is written.
-        member.update(priority=original_priority.get(host) or 1.0, votes=1, arbiterOnly=False)
-        members.append(member)
-    members.append({"_id": max(int(m["_id"]) for m in stored["members"]) + 1, "host": arbiter_host,
-                    "arbiterOnly": True, "priority": 0, "votes": 1})
-    doc = copy.deepcopy(stored)
-    doc.update(_id=target_name, version=int(stored["version"]) + 1, members=members)
-    doc["settings"] = {**stored.get("settings", {}), "replicaSetId": ObjectId()}
-    return doc
 
 
 class RewriteReplsetConfig(Step):

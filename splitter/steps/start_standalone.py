@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 
 
 class StartStandalone(Step):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from splitter.config import parse_duration
+from splitter.run_context import StepContext
 from splitter.steps.anchor import target_synced
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 
 
 def target_states(ctx: StepContext) -> dict[str, str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from splitter.cluster.shutdown import QUIESCE_SECS
+from splitter.run_context import StepContext
 from splitter.steps.base import Step
-from splitter.steps.context import StepContext
 
 
 class StopStandalone(Step):

@@ -1,4 +1,4 @@
-"""What a step works with: config, inventory, inspector (reads), applier (writes), the run's state, the events."""
+"""The context every step, the cutover protocol and preflight get: config, inventory, inspector, applier, state."""
 
 from __future__ import annotations
 
