@@ -15,7 +15,17 @@ import ansible_runner
 
 from splitter.errors import HostActionFailed
 
-PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def find_playbook_dir() -> Path:
+    """The playbooks shipped in the installed package (splitter/playbooks, copied there by the wheel build),
+    else the source checkout's top-level playbooks/ (an editable install runs from the checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "playbooks"
+    return shipped if (shipped / "mongod_start.yml").is_file() else package.parent / "playbooks"
+
+
+PLAYBOOK_DIR = find_playbook_dir()
 
 
 @dataclass(frozen=True)
@@ -65,10 +75,10 @@ class AnsibleAdapter:
 
     def _envvars(self) -> dict[str, str]:
         # ansible-runner spawns ansible-playbook by name; the venv's bin dir may not be on PATH.
+        # Host-key checking is left to the operator's Ansible configuration (ansible.cfg, ANSIBLE_* variables).
         bin_dir = str(Path(sys.executable).parent)
         return {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "True",
             "ANSIBLE_LOCALHOST_WARNING": "False",
