@@ -16,7 +16,6 @@ import ansible_runner
 from splitter.errors import HostActionFailed
 
 
-
 def find_playbook_dir() -> Path:
     """The playbooks shipped in the installed package (splitter/playbooks, copied there by the wheel build),
     else the source checkout's top-level playbooks/ (an editable install runs from the checkout)."""
@@ -39,6 +38,9 @@ class PlaybookResult:
     seconds: float
     changed: tuple[str, ...] = ()
     failures: Mapping[str, str] = field(default_factory=dict)
+    # host -> task name -> the module's result, for the tasks named "Report ..." (what a read-only playbook
+    # returns, e.g. a slurped file); taken from the runner's events, never from stdout.
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,15 @@ def _failure_messages(runner: Any) -> dict[str, str]:
             text = f"{text} ({detail[-1][-400:]})"
         failures[data.get("host", "?")] = f"{data.get('task', '?')}: {text}"
     return failures
+
+
+def _reported(runner: Any) -> dict[str, dict[str, Any]]:
+    outputs: dict[str, dict[str, Any]] = {}
+    for event in runner.events:
+        data = event.get("event_data", {})
+        if event.get("event") == "runner_on_ok" and str(data.get("task", "")).startswith("Report "):
+            outputs.setdefault(data.get("host", "?"), {})[data["task"]] = dict(data.get("res") or {})
+    return outputs
 
 
 def _changed_hosts(runner: Any) -> tuple[str, ...]:
@@ -121,6 +132,7 @@ class AnsibleAdapter:
             seconds=round(time.monotonic() - started, 3),
             changed=_changed_hosts(runner),
             failures=_failure_messages(runner),
+            outputs=_reported(runner),
         )
         if check_failed and not result.ok:
             detail = "; ".join(f"{h}: {m}" for h, m in result.failures.items()) or f"status {result.status}"
