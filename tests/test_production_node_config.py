@@ -50,6 +50,7 @@ def config_diffs(stdout: str) -> dict[tuple[str, str], set[str]]:
 
 
 @pytest.mark.mongod
+@pytest.mark.timeout(2400)
 def test_plan_shows_exactly_the_changed_keys_and_a_disagreeing_node_is_refused(shared_lab: Lab,
                                                                                 tmp_path: Path) -> None:
     config = yaml.safe_load(shared_lab.layout.config_path.read_text())

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from splitter.errors import BadInput, HostActionFailed
+from splitter.errors import BadInput, HostActionFailed, OperationalError
 from splitter.inventory import InventoryHost
 
 READ_PLAYBOOK = "mongod_conf_read.yml"
@@ -37,8 +37,21 @@ def read_configs(adapter: Any, names: Sequence[str]) -> dict[str, dict[str, Any]
     return {name: doc for name, (doc, _text) in read_files(adapter, names).items()}
 
 
+# What a read returns is always the node's own file (the kept copy once a phase wrote the file), so one read per
+# host and command is enough: plan and run read it for preflight, the plan lines and each start.
+_READ: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+
+
 def read_files(adapter: Any, names: Sequence[str]) -> dict[str, tuple[dict[str, Any], str]]:
     """host -> (parsed, text) of the node's own config file."""
+    where = str(getattr(adapter, "inventory", ""))
+    missing = [n for n in names if (where, n) not in _READ]
+    if missing:
+        _READ.update({(where, n): parsed for n, parsed in _read_files(adapter, missing).items()})
+    return {n: _READ[(where, n)] for n in names}
+
+
+def _read_files(adapter: Any, names: Sequence[str]) -> dict[str, tuple[dict[str, Any], str]]:
     result = adapter.run(READ_PLAYBOOK, list(names))
     configs: dict[str, tuple[dict[str, Any], str]] = {}
     for name in names:
@@ -169,7 +182,10 @@ def start_vars(adapter: Any, inventory: Mapping[str, InventoryHost], names: Sequ
 def plan_lines(adapter: Any, inventory: Mapping[str, InventoryHost], names: Sequence[str], phase: str,
                replset_name: str | None = None) -> list[str]:
     """For `plan`: per node, the file it will write and exactly the keys that change."""
-    originals = read_configs(adapter, names)
+    try:
+        originals = read_configs(adapter, names)
+    except OperationalError as exc:  # plan still shows the other steps; the step itself reads again
+        return [f"config diff: cannot read the config files of {', '.join(names)} now ({exc.message})"]
     lines = []
     for name in names:
         changes = key_diff(originals[name], derive(originals[name], phase, inventory[name], replset_name))
