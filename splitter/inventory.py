@@ -143,8 +143,9 @@ def _check(path: Path, name: str, host_vars: Mapping[str, Any]) -> None:
                 raise BadInput(f"{path}: host {name}: {key} {host_vars[key]!r} is not a number") from exc
 
 
-def load_inventory(path: Path) -> dict[str, InventoryHost]:
-    """Parse, render and check the inventory; any problem is BadInput naming the file, host and variable."""
+def load_inventory(path: Path, *, check: bool = True) -> dict[str, InventoryHost]:
+    """Parse, render and check the inventory; any problem is BadInput naming the file, host and variable.
+    `check=False` skips the mongod variables (for a host that only runs splitter, e.g. the schedule's)."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"cannot read inventory {path}: no such file or directory",
@@ -154,6 +155,7 @@ def load_inventory(path: Path) -> dict[str, InventoryHost]:
     for host in inventory.get_hosts():
         raw = variables.get_vars(host=host, include_hostvars=False)
         host_vars = _render_host(host.name, raw, loader, path)
-        _check(path, host.name, host_vars)
+        if check:
+            _check(path, host.name, host_vars)
         result[host.name] = InventoryHost(host.name, host_vars)
     return result
