@@ -86,7 +86,7 @@ def test_plan_shows_exactly_the_changed_keys_and_a_disagreeing_node_is_refused(s
 
 @pytest.mark.mongod
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(7200)
 def test_node_options_kept_through_standalone_rollback_and_split(lab_factory: Callable[..., Lab]) -> None:
     lab = lab_factory(auth=True, inventory_vars={"mongod_extra_config": EXTRA})
     # The operator's inventory layout, with mongod_connect_host: "{{ ansible_host }}" in group_vars/all.yml.
@@ -99,12 +99,13 @@ def test_node_options_kept_through_standalone_rollback_and_split(lab_factory: Ca
     own_file = node3.conf.read_text()
     assert_kept(lab, node3.host)
 
-    result = run_cli("run", "-c", cfg, "--yes", "--until", "start-standalone")
+    # Generous timeouts: each command runs several playbooks, which take minutes on a loaded 2-core machine.
+    result = run_cli("run", "-c", cfg, "--yes", "--until", "start-standalone", timeout=2400)
     assert result.returncode == 0, result.stderr
     assert_kept(lab, f"127.0.0.1:{node3.maintenance_port}", **{"net.port": node3.maintenance_port})
     assert "replication.replSetName" not in running_options(lab, f"127.0.0.1:{node3.maintenance_port}")
 
-    result = run_cli("rollback", "-c", cfg)
+    result = run_cli("rollback", "-c", cfg, timeout=2400)
     assert result.returncode == 0, result.stderr
     assert node3.conf.read_text() == own_file  # byte for byte, and the kept copy is gone
     assert not Path(f"{node3.conf}.splitter-orig").exists()
@@ -112,7 +113,7 @@ def test_node_options_kept_through_standalone_rollback_and_split(lab_factory: Ca
 
     # As the operator would after a rollback: arbiter 1's dbpath must be empty for a new run.
     shutil.rmtree(lab.layout.host("arbiter1").dbpath)
-    result = run_cli("run", "-c", cfg, "--yes")
+    result = run_cli("run", "-c", cfg, "--yes", timeout=3600)
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr)
     for name, set_name in (("node1", "rs1"), ("node2", "rs1"), ("node3", "rs2"), ("node4", "rs2")):
         assert_kept(lab, lab.layout.host(name).host, **{"replication.replSetName": set_name})
