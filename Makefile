@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check splitter tests $(wildcard bench)
+	$(BIN)/ansible-lint --profile production --offline playbooks/
 	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)

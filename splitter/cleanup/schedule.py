@@ -3,6 +3,11 @@
 The unit text comes from the playbook's own templates (playbooks/templates/cleanup.*.j2), rendered here with
 plain Jinja for `--print-schedule` and by playbooks/cleanup_schedule.yml on the host, so both show the same
 files. Touches nothing itself; `apply_schedule` runs the playbook through the AnsibleAdapter.
+
+Where it runs: on the machine where splitter is installed (the orchestrator), which reaches the sets over the
+network like every other command. The unit names this installation's splitter, split.yaml, state directory,
+user and working directory, which exist only here; so it is installed only on this machine (`localhost`, or an
+inventory host with `ansible_connection: local`), never on a database node (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from typing import Any
 import jinja2
 
 from splitter.cleanup.throttle import Window
+from splitter.errors import BadInput
 from splitter.hosts.ansible_adapter import PLAYBOOK_DIR, AnsibleAdapter, PlaybookResult
+from splitter.inventory import load_inventory
 
 PLAYBOOK = "cleanup_schedule.yml"
 TEMPLATES = {"service": "cleanup.service.j2", "timer": "cleanup.timer.j2", "cron": "cleanup.cron.j2"}
@@ -115,9 +122,11 @@ def format_schedule(spec: ScheduleSpec, inventory: Path | None = None) -> str:
     config = shlex.quote(str(spec.config_path))
     limits = " ".join(f"{o} {shlex.quote(v)}" for o, v in spec.limits)
     base = f"splitter cleanup -c {config} --set {spec.set_choice} --window {spec.window} {limits}".rstrip()
-    parts.append(f"# install on HOST: {base} --install-schedule HOST\n"
-                 f"# remove from HOST: {base} --remove-schedule HOST\n"
-                 f"# (runs playbooks/{PLAYBOOK} with the inventory {inventory or 'of split.yaml'})\n")
+    parts.append(f"# these files run this installation ({spec.argv()[0]}) as {spec.user} in {spec.workdir}:\n"
+                 f"# HOST is this machine (localhost), which reaches the sets over the network\n"
+                 f"# install: {base} --install-schedule HOST\n"
+                 f"# remove:  {base} --remove-schedule HOST\n"
+                 f"# (runs {PLAYBOOK} from {PLAYBOOK_DIR} with the inventory {inventory or 'of split.yaml'})\n")
     return "\n".join(parts)
 
 
@@ -125,5 +134,21 @@ def apply_schedule(adapter: AnsibleAdapter, host: str, spec: ScheduleSpec, *, pr
                    overrides: dict[str, Any] | None = None) -> PlaybookResult:
     """Install (present) or remove the units on `host` through the playbook. `overrides` are extra
     extravars, e.g. cleanup_unit_dir / cleanup_use_systemctl for a test."""
+    refuse_remote(adapter.inventory, host)
     extravars = {**schedule_vars(spec), "cleanup_state": "present" if present else "absent", **(overrides or {})}
     return adapter.run(PLAYBOOK, [host], extravars)
+
+
+LOCAL_NAMES = ("localhost", "127.0.0.1")
+
+
+def refuse_remote(inventory: Path, host: str) -> None:
+    """The schedule names paths of this machine: refuse (BadInput) a host that is not this machine."""
+    if host in LOCAL_NAMES:
+        return
+    hosts = load_inventory(inventory, check=False)
+    if host in hosts and hosts[host].vars.get("ansible_connection") == "local":
+        return
+    raise BadInput(f"the nightly schedule runs where splitter is installed (its unit names this machine's "
+                   f"splitter, split.yaml and state directory); {host} is not this machine",
+                   hint="install it here: --install-schedule localhost")

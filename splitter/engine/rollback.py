@@ -7,6 +7,7 @@ from typing import Any
 
 from splitter.cluster.shutdown import QUIESCE_SECS
 from splitter.errors import OperationalError
+from splitter.hosts.node_config import start_vars
 from splitter.run_context import StepContext
 from splitter.steps import reconfig as rc
 from splitter.store.checkpoint import RunState
@@ -69,8 +70,9 @@ class Rollback:
         ctx = self.ctx
         down = [n for n, h in zip(ctx.move_names, ctx.move_hosts, strict=True) if not ctx.inspector.reachable(h)]
         if down:
-            ctx.applier.playbook("mongod_start.yml", down, {"mongod_mode": "replset",
-                                                           "replset_name": ctx.source_name})
+            # Each node's own mongod.conf back as it was before the split (byte for byte).
+            ctx.applier.playbook("mongod_start.yml", down, start_vars(ctx.applier.adapter, ctx.inventory, down,
+                                                                      "original", ctx.source_name))
 
     def _restore_members(self, original: OriginalConfig) -> None:
         ctx = self.ctx

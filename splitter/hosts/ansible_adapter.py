@@ -15,7 +15,16 @@ import ansible_runner
 
 from splitter.errors import HostActionFailed
 
-PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+
+def find_playbook_dir() -> Path:
+    """The playbooks shipped in the installed package (splitter/playbooks, copied there by the wheel build),
+    else the source checkout's top-level playbooks/ (an editable install runs from the checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "playbooks"
+    return shipped if (shipped / "mongod_start.yml").is_file() else package.parent / "playbooks"
+
+
+PLAYBOOK_DIR = find_playbook_dir()
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,9 @@ class PlaybookResult:
     seconds: float
     changed: tuple[str, ...] = ()
     failures: Mapping[str, str] = field(default_factory=dict)
+    # host -> task name -> the module's result, for the tasks named "Report ..." (what a read-only playbook
+    # returns, e.g. a slurped file); taken from the runner's events, never from stdout.
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +62,15 @@ def _failure_messages(runner: Any) -> dict[str, str]:
     return failures
 
 
+def _reported(runner: Any) -> dict[str, dict[str, Any]]:
+    outputs: dict[str, dict[str, Any]] = {}
+    for event in runner.events:
+        data = event.get("event_data", {})
+        if event.get("event") == "runner_on_ok" and str(data.get("task", "")).startswith("Report "):
+            outputs.setdefault(data.get("host", "?"), {})[data["task"]] = dict(data.get("res") or {})
+    return outputs
+
+
 def _changed_hosts(runner: Any) -> tuple[str, ...]:
     stats = runner.stats or {}
     return tuple(sorted((stats.get("changed") or {}).keys()))
@@ -65,10 +86,10 @@ class AnsibleAdapter:
 
     def _envvars(self) -> dict[str, str]:
         # ansible-runner spawns ansible-playbook by name; the venv's bin dir may not be on PATH.
+        # Host-key checking is left to the operator's Ansible configuration (ansible.cfg, ANSIBLE_* variables).
         bin_dir = str(Path(sys.executable).parent)
         return {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "True",
             "ANSIBLE_LOCALHOST_WARNING": "False",
@@ -111,6 +132,7 @@ class AnsibleAdapter:
             seconds=round(time.monotonic() - started, 3),
             changed=_changed_hosts(runner),
             failures=_failure_messages(runner),
+            outputs=_reported(runner),
         )
         if check_failed and not result.ok:
             detail = "; ".join(f"{h}: {m}" for h, m in result.failures.items()) or f"status {result.status}"

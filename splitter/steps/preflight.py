@@ -5,6 +5,7 @@ from __future__ import annotations
 from splitter.cluster.lag import LagReader
 from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
+from splitter.hosts.node_config import disagreements, read_configs
 from splitter.preflight import all_findings, report
 from splitter.preflight.findings import PreflightRefused
 from splitter.run_context import StepContext
@@ -42,6 +43,7 @@ class Preflight(Step):
         self._routing_keys(ctx)
         report(all_findings(ctx), ctx.progress)
         self._hosts_reachable(ctx)
+        self._node_configs(ctx)
 
     def _hosts_reachable(self, ctx: StepContext) -> None:
         """ping.yml is read-only, so it runs in plan too (not through the applier)."""
@@ -52,6 +54,20 @@ class Preflight(Step):
             ctx.applier.adapter.run("ping.yml", names, {"empty_dbpath_hosts": arbiters})
         except OperationalError as exc:
             raise BadInput(f"hosts not ready: {exc.message}", hint="fix the inventory or the hosts") from exc
+
+    def _node_configs(self, ctx: StepContext) -> None:
+        """The moving nodes restart from their own mongod.conf (only the phase's keys changed), so the file must
+        hold exactly what they run with now (getCmdLineOpts)."""
+        files = read_configs(ctx.applier.adapter, ctx.move_names)
+        for name, host in zip(ctx.move_names, ctx.move_hosts, strict=True):
+            running = ctx.member(host).admin.command("getCmdLineOpts")["parsed"]
+            problems = disagreements(files[name], running)
+            if problems:
+                path = ctx.inventory[name].vars["mongod_conf"]
+                raise PreflightRefused(f"{name}: the running mongod and its config file {path} disagree: "
+                                       + "; ".join(problems),
+                                       hint=f"put every option {name} needs into {path} and restart it from the file "
+                                       "(or fix mongod_conf in the inventory)")
 
     def _inventory(self, ctx: StepContext) -> None:
         for member in [*ctx.config.source.members, ctx.config.arbiters.source, ctx.config.arbiters.target]:

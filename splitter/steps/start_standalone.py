@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from splitter.hosts.node_config import plan_lines, start_vars
 from splitter.run_context import StepContext
 from splitter.steps.base import Step
 
@@ -14,7 +15,8 @@ class StartStandalone(Step):
         hosts = ", ".join(f"{n} -> {ctx.maintenance_host(n)}" for n in ctx.move_names)
         return [f"playbook mongod_start.yml on {', '.join(ctx.move_names)} (mongod_mode=standalone: no replSetName, "
                 "maintenance port bound to localhost, disableLogicalSessionCacheRefresh=true, ttlMonitorEnabled=false: "
-                f"no TTL deletes rs1 never made): {hosts}"]
+                f"no TTL deletes rs1 never made): {hosts}",
+                *plan_lines(ctx.applier.adapter, ctx.inventory, ctx.move_names, "standalone")]
 
     def precheck(self, ctx: StepContext) -> None:
         config = ctx.inspector.config(ctx.source_primary())
@@ -22,7 +24,9 @@ class StartStandalone(Step):
             self.check(config.by_host(host) is None, f"{host} is still a member of {ctx.source_name}")
 
     def apply(self, ctx: StepContext) -> None:
-        ctx.applier.playbook("mongod_start.yml", ctx.move_names, {"mongod_mode": "standalone"})
+        # Each node's own mongod.conf with only the standalone phase's keys changed (hosts/node_config.py).
+        ctx.applier.playbook("mongod_start.yml", ctx.move_names,
+                             start_vars(ctx.applier.adapter, ctx.inventory, ctx.move_names, "standalone"))
 
     def verify(self, ctx: StepContext) -> None:
         for name in ctx.move_names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from splitter.config import parse_duration
+from splitter.hosts.node_config import plan_lines, start_vars
 from splitter.run_context import StepContext
 from splitter.steps.anchor import target_synced
 from splitter.steps.base import Step
@@ -32,7 +33,8 @@ class StartTarget(Step):
         return [f"playbook mongod_start.yml on {', '.join(ctx.move_names)} (mongod_mode=replset, "
                 f"replset_name={ctx.target_name})",
                 f"wait until one of {', '.join(ctx.move_hosts)} is PRIMARY: with the arbiter down only the node "
-                "with the longer oplog can win (the other syncs first)"]
+                "with the longer oplog can win (the other syncs first)",
+                *plan_lines(ctx.applier.adapter, ctx.inventory, ctx.move_names, "replset", ctx.target_name)]
 
     def precheck(self, ctx: StepContext) -> None:
         arb = ctx.config.arbiters.target
@@ -40,8 +42,8 @@ class StartTarget(Step):
                    f"{arb.name} already runs; it must start only after rs2 has a PRIMARY")
 
     def apply(self, ctx: StepContext) -> None:
-        ctx.applier.playbook("mongod_start.yml", ctx.move_names, {"mongod_mode": "replset",
-                                                                 "replset_name": ctx.target_name})
+        ctx.applier.playbook("mongod_start.yml", ctx.move_names,
+                             start_vars(ctx.applier.adapter, ctx.inventory, ctx.move_names, "replset", ctx.target_name))
         ctx.wait_for(f"{ctx.target_name} PRIMARY and SECONDARY", lambda: self._ready(ctx), timeout=300,
                      describe=lambda: describe_states(ctx))
 
