@@ -61,7 +61,7 @@ def last_switch(lab: Lab) -> dict:
     return switches[-1] if switches else {}
 
 
-def wait_for(what: str, check, timeout: float = 600) -> None:
+def wait_for(what: str, check, timeout: float = 2400) -> None:
     wait_until(what, check, timeout=timeout, interval=0.5)
 
 

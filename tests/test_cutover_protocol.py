@@ -169,3 +169,18 @@ def test_the_fence_filter_and_its_change_event() -> None:
     assert is_fence_change(event) and translate(event, ROUTING, "rs2").note is None
     other = {**event, "operationDescription": {"validator": {"x": {"$gt": 1}}}}
     assert not is_fence_change(other) and translate(other, ROUTING, "rs2").note
+
+
+def test_deletes_on_the_old_owner_after_the_switch_are_reported_at_finalize(tmp_path: Path) -> None:
+    state = RunState()
+    cluster = FakeCluster(state)
+    ctx = _ctx(tmp_path, state)
+    warnings: list[str] = []
+    ctx.events.warning = lambda message, **_data: warnings.append(message)
+    protocol = CutoverProtocol(ctx, cluster)
+    protocol.start()
+    protocol.resume()
+    cluster.stray_deletes = lambda old, since, new: ["app.events 7"]  # type: ignore[method-assign]
+    protocol.act("finalize")
+    assert state.cutover.state == "final" and state.cutover.last_switch.stray_deletes == ("app.events 7",)
+    assert warnings and "app.events 7" in warnings[0] and "repeat them on rs2" in warnings[0]
