@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -14,6 +14,8 @@ from splitter.routing import Routing
 
 HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound="FileConfig")
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -140,19 +142,42 @@ class Hooks(Strict):
     timeout: Duration = Field(default="30s", description="a hook still running after this is killed")
 
 
-class SplitConfig(Strict):
+class FileConfig(Strict):
+    """What every config file has: inventory, state dir, credentials, hooks, and paths relative to itself."""
+
+    inventory: str
+    state_dir: str = ".splitter-state"
+    credentials: Credentials = Field(default_factory=Credentials)
+    hooks: Hooks = Field(default_factory=Hooks)
+    config_path: Annotated[str, Field(exclude=True)] = ""
+
+    def resolve(self, path: str) -> Path:
+        """Paths in the file are relative to the file's own directory."""
+        base = Path(self.config_path).parent if self.config_path else Path.cwd()
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.resolve(self.inventory)
+
+    @property
+    def hooks_path(self) -> Path | None:
+        return self.resolve(self.hooks.dir) if self.hooks.dir else None
+
+
+class SplitConfig(FileConfig):
     source: SourceSet
     target: TargetSet
     arbiters: Arbiters
-    inventory: str
     routing: Routing
     gates: Gates = Field(default_factory=Gates)
-    state_dir: str = ".splitter-state"
-    credentials: Credentials = Field(default_factory=Credentials)
     planning: Planning = Field(default_factory=Planning)
-    hooks: Hooks = Field(default_factory=Hooks)
     acknowledge: Acknowledge = Field(default_factory=Acknowledge)
-    config_path: Annotated[str, Field(exclude=True)] = ""
 
     @model_validator(mode="after")
     def _names(self) -> SplitConfig:
@@ -204,24 +229,6 @@ class SplitConfig(Strict):
             return self.source.name
         raise KeyError(set_name)
 
-    def resolve(self, path: str) -> Path:
-        """Paths in the file are relative to the file's own directory."""
-        base = Path(self.config_path).parent if self.config_path else Path.cwd()
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
-    @property
-    def state_path(self) -> Path:
-        return self.resolve(self.state_dir)
-
-    @property
-    def inventory_path(self) -> Path:
-        return self.resolve(self.inventory)
-
-    @property
-    def hooks_path(self) -> Path | None:
-        return self.resolve(self.hooks.dir) if self.hooks.dir else None
-
 
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = []
@@ -236,15 +243,33 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return f"{path}: invalid config:\n  " + "\n  ".join(lines)
 
 
-def load_config(path: str | Path) -> SplitConfig:
-    """Read and validate split.yaml; every problem becomes one BadInput naming the file and key."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; `owners: {0: rs1, 0: rs2}` must be refused instead."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first {seen[key]!r}, then "
+                    f"{self.construct_object(value_node, deep=True)!r}): give each key once", key_node.start_mark)
+            seen[key] = self.construct_object(value_node, deep=True)
+        return super().construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
+def load_model(path: str | Path, model: type[M], example: str) -> M:
+    """Read a YAML config file into `model`; every problem becomes one BadInput naming the file and key."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise BadInput(f"cannot read config {path}: {exc.strerror}", hint="pass -c PATH/split.yaml") from exc
+        raise BadInput(f"cannot read config {path}: {exc.strerror}", hint=f"pass -c PATH/{example}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -252,9 +277,19 @@ def load_config(path: str | Path) -> SplitConfig:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
     try:
-        config = SplitConfig.model_validate({**data, "config_path": str(path.resolve())})
+        return model.model_validate({**data, "config_path": str(path.resolve())})
     except ValidationError as exc:
         raise BadInput(_format_error(path, exc)) from exc
+
+
+def load_config(path: str | Path) -> SplitConfig:
+    """Read and validate split.yaml; every problem becomes one BadInput naming the file and key."""
+    path = Path(path)
+    return checked_files(path, load_model(path, SplitConfig, "split.yaml"))
+
+
+def checked_files(path: Path, config: F) -> F:
+    """The state dir and hooks dir checks, and credential files resolved relative to the config file."""
     if config.state_path.exists() and not config.state_path.is_dir():
         raise BadInput(f"{path}: state_dir {config.state_path} exists and is not a directory",
                        hint="point state_dir at a directory (it is created if missing)")

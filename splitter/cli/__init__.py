@@ -62,7 +62,8 @@ def _register() -> None:
     for command in (*run_cmd.COMMANDS, *cutover_cmd.COMMANDS, status_cmd.status):
         cli.add_command(command)
     for module_name, attr in (("splitter.cli.verify_cmd", "verify"), ("splitter.cli.cleanup_cmd", "cleanup"),
-                              ("splitter.cli.demo_cmd", "demo"), ("splitter.cli.catchup_cmd", "catch_up")):
+                              ("splitter.cli.demo_cmd", "demo"), ("splitter.cli.catchup_cmd", "catch_up"),
+                              ("splitter.cli.grow_cmd", "grow")):
         try:
             module = __import__(module_name, fromlist=[attr])
         except ModuleNotFoundError as exc:

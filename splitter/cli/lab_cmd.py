@@ -135,3 +135,24 @@ def lose(lab_dir: Path, host: str, restore: bool) -> None:
         console.print(f"{host} is back")
         return
     console.print(f"{host} lost (killed pids {', '.join(map(str, faults.lose(host))) or 'none'})")
+
+
+@lab.command("grow")
+@dir_option
+@click.option("--set", "set_name", default="rs1", show_default=True, help="The set that grows.")
+@click.option("--count", default=2, show_default=True, type=click.IntRange(1, 4), help="How many data nodes.")
+@click.option("--no-run", is_flag=True, help="Only register the nodes and write grow-SET.yaml; run "
+              "`splitter grow run -c DIR/grow-SET.yaml` yourself.")
+def grow(lab_dir: Path, set_name: str, count: int, no_run: bool) -> None:
+    """Add data nodes to a set of the lab: register them (inventory, lab.json), write grow-SET.yaml, and run the
+    grow (the nodes are started by its playbooks; `lab down` stops them by pid)."""
+    from splitter.grow.session import open_grow_session, run_grow
+    from splitter.lab.growth import write_grow
+
+    grown, path = write_grow(Lab.existing(lab_dir, progress=console_bus().progress), set_name, count)
+    console.print(f"registered {', '.join(grown.layout.extra[-count:])}; grow config: {path}")
+    if no_run:
+        console.print(f"next: splitter grow run -c {path}")
+        return
+    run_grow(open_grow_session(path, dry_run=False, events=console_bus()))
+    console.print(f"{set_name} grew by {', '.join(grown.layout.extra[-count:])}")

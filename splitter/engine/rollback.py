@@ -10,6 +10,7 @@ from splitter.errors import OperationalError
 from splitter.hosts.node_config import start_vars
 from splitter.run_context import StepContext
 from splitter.steps import reconfig as rc
+from splitter.steps.add_arbiter_rs1 import source_arbiter_kept
 from splitter.store.checkpoint import RunState
 from splitter.store.gatefiles import clear_confirmations
 from splitter.store.records import MemberRecord, OriginalConfig
@@ -98,6 +99,8 @@ class Rollback:
     def _remove_arbiter(self) -> None:
         ctx = self.ctx
         arb = ctx.config.arbiters.source
+        if source_arbiter_kept(ctx):  # the set had it before the split: it stays
+            return
         config = rc.live_config(ctx)
         if rc.member_doc(config, arb.host) is not None:
             rc.reconfig(ctx, rc.without_member(config, arb.host), f"remove arbiter {arb.host}")
@@ -118,12 +121,13 @@ class Rollback:
         primary = ctx.source_primary()
         config = ctx.inspector.config(primary)
         problems = []
-        if sorted(config.hosts) != sorted(ctx.keep_hosts + ctx.move_hosts):
+        if sorted(config.hosts) != sorted(original or ctx.keep_hosts + ctx.move_hosts):
             problems.append(f"members are {', '.join(config.hosts)}")
         for m in config.raw["members"]:
             want = original.get(m["host"])
             if want and member_fields(m) != restored_fields(want):
                 problems.append(f"{m['host']} has {member_fields(m)}, not {restored_fields(want)}")
         states = ctx.inspector.status(primary).states()
-        problems += [f"{h} is {s}" for h, s in states.items() if s not in ("PRIMARY", "SECONDARY")]
+        problems += [f"{h} is {s}" for h, s in states.items() if s not in ("PRIMARY", "SECONDARY")
+                     and not (s == "ARBITER" and h in original)]
         return problems

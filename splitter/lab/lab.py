@@ -49,8 +49,8 @@ class Lab:
     """One lab directory. All starts and stops go through the mongod_start / mongod_stop playbooks."""
 
     def __init__(self, root: Path, base_port: int = 27017, progress: Progress = _quiet, *, auth: bool = False,
-                 tls: bool = False) -> None:
-        self.layout = LabLayout(Path(root).resolve(), base_port)
+                 tls: bool = False, extra: tuple[str, ...] = ()) -> None:
+        self.layout = LabLayout(Path(root).resolve(), base_port, tuple(extra))
         self.progress = progress
         self.security = LabSecurity(self.layout.root, auth, tls)
 
@@ -60,7 +60,8 @@ class Lab:
         if not meta_path.is_file():
             raise BadInput(f"no lab in {root} (no lab.json)", hint=f"start one: splitter lab up --dir {root}")
         meta = json.loads(meta_path.read_text())
-        return cls(root, meta["base_port"], progress, auth=meta.get("auth", False), tls=meta.get("tls", False))
+        return cls(root, meta["base_port"], progress, auth=meta.get("auth", False), tls=meta.get("tls", False),
+                   extra=tuple(meta.get("extra_hosts", ())))
 
     @property
     def adapter(self) -> AnsibleAdapter:
@@ -247,7 +248,7 @@ class Lab:
         # Arbiters hold no users: with auth the lab stops them as the keyFile's __system user.
         host = f"{self.layout.host(name).address}:{port}"
         try:
-            options = self.client_options(system=name not in DATA_NODES)
+            options = self.client_options(system=name.startswith("arbiter"))
             with MongoClient(host, directConnection=True, serverSelectionTimeoutMS=2000, **options) as client:
                 return request_shutdown(host, timeout_secs=1, client=client)
         except (OSError, PyMongoError) as exc:  # secrets gone, authentication refused: the playbook stops it by pid
@@ -256,6 +257,9 @@ class Lab:
 
     def down(self, purge: bool = False) -> list[str]:
         """Stop every lab process by its own pid; safe to run twice. Returns the names that were stopped."""
+        if self.layout.meta_path.is_file():  # hosts added by `lab grow` since this object was made
+            extra = tuple(json.loads(self.layout.meta_path.read_text()).get("extra_hosts", ()))
+            self.layout = LabLayout(self.layout.root, self.layout.base_port, extra)
         running = [p.name for p in self.processes() if p.alive]
         if running:
             self.progress(f"stopping {', '.join(running)}")

@@ -56,10 +56,11 @@ class LabLayout:
 
     root: Path
     base_port: int = 27017
+    extra: tuple[str, ...] = ()  # hosts added later (`lab grow`), on +60, +70, ... in this order
 
     @property
     def hosts(self) -> tuple[LabHost, ...]:
-        names = DATA_NODES + ARBITERS
+        names = DATA_NODES + ARBITERS + self.extra
         return tuple(LabHost(n, self.base_port + 10 * i, self.root / n) for i, n in enumerate(names))
 
     def host(self, name: str) -> LabHost:
@@ -86,19 +87,20 @@ class LabLayout:
         seeds = ",".join(h.host for h in self.data_nodes)
         return f"mongodb://{seeds}/?replicaSet={SOURCE_SET}"
 
-    def inventory(self, mongod_bin: Path, extra_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        hosts = {
-            h.name: {
-                "ansible_host": "127.0.0.1",
-                "mongod_port": h.port,
-                "mongod_maintenance_port": h.maintenance_port,
-                "mongod_dbpath": str(h.dbpath),
-                "mongod_conf": str(h.conf),
-                "mongod_log": str(h.log),
-                "mongod_pidfile": str(h.pidfile),
-            }
-            for h in self.hosts
+    @staticmethod
+    def inventory_entry(h: LabHost) -> dict[str, Any]:
+        return {
+            "ansible_host": "127.0.0.1",
+            "mongod_port": h.port,
+            "mongod_maintenance_port": h.maintenance_port,
+            "mongod_dbpath": str(h.dbpath),
+            "mongod_conf": str(h.conf),
+            "mongod_log": str(h.log),
+            "mongod_pidfile": str(h.pidfile),
         }
+
+    def inventory(self, mongod_bin: Path, extra_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        hosts = {h.name: self.inventory_entry(h) for h in self.hosts}
         common = {
             "splitter_lab": True,  # `run --yes` confirms the cutover by itself only on a lab inventory
             "ansible_connection": "local",

@@ -7,6 +7,17 @@ from splitter.steps import reconfig as rc
 from splitter.steps.base import Step
 
 
+def source_arbiter_kept(ctx: StepContext) -> bool:
+    """The source set already has `arbiters.source` as its arbiter (a set left by an earlier split): it stays
+    with the set that keeps its name and is neither prepared, started, added nor removed by rollback."""
+    host = ctx.config.arbiters.source.host
+    original = ctx.state.original_config
+    if original is not None:
+        return any(m.host == host and m.arbiter for m in original.members)
+    member = ctx.inspector.config(ctx.source_primary()).by_host(host)
+    return member is not None and member.arbiter
+
+
 def default_wc_is_explicit(ctx: StepContext) -> bool:
     doc = ctx.inspector.default_rw_concern(ctx.source_primary())
     return doc.get("defaultWriteConcernSource") == "global" and bool(doc.get("defaultWriteConcern"))
@@ -29,8 +40,11 @@ class AddArbiterRs1(Step):
         if not default_wc_is_explicit(ctx):
             ctx.applier.set_default_write_concern(ctx.rs1(), primary, ctx.config.planning.default_write_concern)
         arb = ctx.config.arbiters.source
-        ctx.applier.playbook("mongod_start.yml", [arb.name], {"mongod_mode": "replset",
-                                                             "replset_name": ctx.source_name})
+        if source_arbiter_kept(ctx):
+            ctx.progress(f"{arb.host} is already {ctx.source_name}'s arbiter: it stays")
+        else:
+            ctx.applier.playbook("mongod_start.yml", [arb.name], {"mongod_mode": "replset",
+                                                                 "replset_name": ctx.source_name})
         config = rc.live_config(ctx)
         if rc.member_doc(config, arb.host) is None:
             rc.reconfig(ctx, rc.with_added(config, arb.host, arbiterOnly=True), f"add arbiter {arb.host}")

@@ -8,7 +8,10 @@ from splitter.errors import BadInput, OperationalError, RetryableError
 from splitter.hosts.node_config import disagreements, read_configs
 from splitter.preflight import all_findings, report
 from splitter.preflight.findings import PreflightRefused
+from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID, RoutingDocument
+from splitter.routing_held import moved_residue_refusal
 from splitter.run_context import StepContext
+from splitter.steps.add_arbiter_rs1 import source_arbiter_kept
 from splitter.steps.base import Step
 from splitter.store.records import MemberRecord, OriginalConfig
 
@@ -42,6 +45,7 @@ class Preflight(Step):
         self._arbiters_free(ctx)
         self._routing_keys(ctx)
         report(all_findings(ctx), ctx.progress)
+        self._residues_held(ctx)
         self._hosts_reachable(ctx)
         self._node_configs(ctx)
 
@@ -49,7 +53,9 @@ class Preflight(Step):
         """ping.yml is read-only, so it runs in plan too (not through the applier)."""
         names = [m.name for m in ctx.config.source.members] + [ctx.config.arbiters.source.name,
                                                                ctx.config.arbiters.target.name]
-        arbiters = [ctx.config.arbiters.source.name, ctx.config.arbiters.target.name]
+        arbiters = [ctx.config.arbiters.target.name]
+        if not source_arbiter_kept(ctx):
+            arbiters.append(ctx.config.arbiters.source.name)
         try:
             ctx.applier.adapter.run("ping.yml", names, {"empty_dbpath_hosts": arbiters})
         except OperationalError as exc:
@@ -99,13 +105,16 @@ class Preflight(Step):
         except RetryableError as exc:
             raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
         live = sorted(m.host for m in config.members if not m.arbiter)
-        if live != sorted(hosts) or any(m.arbiter for m in config.members):
+        # A set left by an earlier split has an arbiter: it may stay, if split.yaml names it as arbiters.source.
+        strangers = [m.host for m in config.members if m.arbiter and m.host != ctx.config.arbiters.source.host]
+        if live != sorted(hosts) or strangers:
             raise BadInput(f"{ctx.source_name}'s live members {', '.join(config.hosts)} differ from split.yaml's "
-                           f"{', '.join(hosts)}", hint="the split starts from four data members and no arbiter")
+                           f"{', '.join(hosts)}", hint="the split starts from four data members and at most one "
+                           "arbiter, which split.yaml names as arbiters.source (it stays with the set)")
 
     def _health(self, ctx: StepContext) -> None:
         status = ctx.inspector.status(ctx.source_primary())
-        bad = [f"{m.host}={m.state}" for m in status.members if m.state not in ("PRIMARY", "SECONDARY")]
+        bad = [f"{m.host}={m.state}" for m in status.members if m.state not in ("PRIMARY", "SECONDARY", "ARBITER")]
         if bad:
             raise PreflightRefused(f"members not healthy: {', '.join(bad)}", hint="wait until all are healthy")
         max_lag = parse_duration(ctx.config.planning.max_member_lag)
@@ -167,7 +176,10 @@ class Preflight(Step):
         return bool(stats.get("maxSize")) and stats.get("size", 0) >= 0.9 * stats["maxSize"]
 
     def _arbiters_free(self, ctx: StepContext) -> None:
+        kept = source_arbiter_kept(ctx)
         for arbiter in (ctx.config.arbiters.source, ctx.config.arbiters.target):
+            if arbiter is ctx.config.arbiters.source and kept:
+                continue
             if ctx.inspector.listening(arbiter.host):
                 raise BadInput(f"something already answers on {arbiter.name}'s address {arbiter.host}",
                                hint="choose a free port for the arbiter or stop what runs there")
@@ -185,6 +197,15 @@ class Preflight(Step):
             if client[db][coll].find_one({routed.key: {"$exists": True}}, {"_id": 1}) is None:
                 raise BadInput(f"routing key {routed.key!r} is absent from {routed.namespace}",
                                hint=f"set routing.collections['{routed.namespace}'] to its key, or exclude it")
+
+    def _residues_held(self, ctx: StepContext) -> None:
+        """A split hands over only residues its source holds, by the routing published by an earlier split."""
+        doc = ctx.member(ctx.source_primary())[DATABASE][COLLECTION].find_one({"_id": DOCUMENT_ID})
+        published = RoutingDocument.from_bson(doc) if doc else None
+        refusal = moved_residue_refusal(ctx.config.routing, published, ctx.source_name, ctx.target_name)
+        if refusal:
+            raise BadInput(refusal, hint=f"give {ctx.target_name} only residues {ctx.source_name} owns, and keep "
+                           "every other residue with its owner")
 
     def apply(self, ctx: StepContext) -> None:
         if ctx.state.original_config is None:  # rollback restores these members
