@@ -11,6 +11,7 @@ import pytest
 from bson import Timestamp
 from pymongo.errors import OperationFailure
 
+from splitter.lab.app import LabApp
 from splitter.lab.lab import Lab
 from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID
 from splitter.store.catchup_position import PositionStore
@@ -52,12 +53,13 @@ def _finish(lab: Lab, run: Run) -> None:
 
 def test_full_split_with_confirm_at_each_gate_under_a_live_app(fresh_lab: Lab) -> None:
     config = str(fresh_lab.layout.config_path)
-    app = app_for(fresh_lab).start()
+    app = LabApp({"rs1": rs1_client(fresh_lab)}, "rs1").start()
     run = Run(config)
     try:
         wait_gate(fresh_lab, "deploy-client-v1", run)
         confirm(config, "deploy-client-v1")
         wait_gate(fresh_lab, "deploy-client-v2", run)
+        app.connect("rs2", rs2_client(fresh_lab))  # client v2 knows rs2 (a client made before rs2 existed cannot)
         wait_for("the split's routing published on both sets",
                  lambda: [(d or {}).get("state") for d in _routing_docs(fresh_lab)] == ["split", "split"])
         confirm(config, "deploy-client-v2")

@@ -24,12 +24,16 @@ from splitter.steps.registry import all_steps
 from splitter.store.lock import StateLock
 
 
+def set_client(lab: Lab, name: str) -> MongoClient:
+    nodes = ("node1", "node2") if name == "rs1" else ("node3", "node4")
+    return MongoClient(f"mongodb://{','.join(lab.layout.host(n).host for n in nodes)}/?replicaSet={name}",
+                       retryWrites=True, serverSelectionTimeoutMS=5000)
+
+
 def demo_app(lab: Lab) -> LabApp:
-    """The 'application': writes users of both halves and follows the routing document splitter publishes."""
-    clients = {name: MongoClient(f"mongodb://{','.join(lab.layout.host(n).host for n in nodes)}/?replicaSet={name}",
-                                 retryWrites=True, serverSelectionTimeoutMS=5000)
-               for name, nodes in (("rs1", ("node1", "node2")), ("rs2", ("node3", "node4")))}
-    return LabApp(clients, "rs1", threads=2, users=64, interval=0.02, max_op_seconds=600)
+    """The 'application': writes users of both halves and follows the routing document splitter publishes
+    (it connects to rs2 once rs2 exists: see LabApp.connect)."""
+    return LabApp({"rs1": set_client(lab, "rs1")}, "rs1", threads=2, users=64, interval=0.02, max_op_seconds=600)
 
 
 def _halves(client: MongoClient) -> dict[str, tuple[int, int]]:
@@ -86,6 +90,8 @@ def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool, network: s
             lock.acquire("splitter demo")
             try:
                 pin_routing(ctx)
+                Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until="catch-up").run()
+                app.connect("rs2", set_client(lab, "rs2"))  # client v2 knows rs2
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()  # the lab finalizes by itself
             finally:
                 lock.release()

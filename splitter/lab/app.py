@@ -148,6 +148,12 @@ class LabApp:
                          for i, w in enumerate(self._workers)]
 
     # -- running ----------------------------------------------------------------------------------------
+    def connect(self, set_name: str, client: MongoClient) -> None:
+        """Add (or replace) a set's client: a client made before the set existed has dropped its seeds (they
+        answered with another set name), so the application connects to a new set once it exists."""
+        self.clients[set_name] = client
+        self.follower.clients[set_name] = client
+
     def start(self) -> LabApp:
         self.follower.start()
         for thread in self._threads:
