@@ -155,7 +155,8 @@ def test_second_split_refuses_residues_the_source_does_not_hold(shared_lab: Lab,
     _exits_2_untouched(shared_lab, ["run", "-c", str(path), "--yes"],
                        "residue 1 (% 4) goes to rs3, but rs1 does not hold it (published owner: rs2)")
     assert not shared_lab.layout.host("arbiter1").pidfile.exists()
-    ok = _second_split(shared_lab, tmp_path, {0: "rs1", 1: "rs2", 2: "rs3", 3: "rs2"})
+    (tmp_path / "ok").mkdir()  # its own state dir: the refused run above pinned its routing there
+    ok = _second_split(shared_lab, tmp_path / "ok", {0: "rs1", 1: "rs2", 2: "rs3", 3: "rs2"})
     result = run_cli("plan", "-c", str(ok))
     assert result.returncode == 0, result.stdout + result.stderr
 
