@@ -15,7 +15,7 @@ from splitter.cli.output import console, console_bus, say
 from splitter.engine.gates import GateKeeper
 from splitter.engine.plan import build_plan
 from splitter.engine.runner import Runner
-from splitter.engine.session import open_session, pin_routing
+from splitter.engine.session import open_session
 from splitter.lab.app import LabApp
 from splitter.lab.lab import Lab
 from splitter.lab.layout import COLLECTIONS, DATABASE, KEY
@@ -89,7 +89,6 @@ def demo(lab_dir: Path | None, base_port: int, docs: int, keep: bool, network: s
             lock = StateLock(ctx.config.state_path)
             lock.acquire("splitter demo")
             try:
-                pin_routing(ctx)
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True), until="catch-up").run()
                 app.connect("rs2", set_client(lab, "rs2"))  # client v2 knows rs2
                 Runner(ctx, all_steps(), GateKeeper(ctx, auto_yes=True)).run()  # the lab finalizes by itself

@@ -15,7 +15,7 @@ from splitter.engine.gates import GATE_IDS, GateKeeper, confirm_refusal
 from splitter.engine.plan import build_plan
 from splitter.engine.rollback import Rollback, rollback_refusal
 from splitter.engine.runner import Runner
-from splitter.engine.session import open_session, pin_routing
+from splitter.engine.session import open_session
 from splitter.errors import BadInput, OperationalError
 from splitter.steps.base import Step
 from splitter.steps.registry import STEP_IDS, all_steps
@@ -64,7 +64,6 @@ def run(config_path: Path, yes: bool, yes_cutover: bool, step_mode: bool, until:
         raise
     ctx.yes_cutover = yes_cutover
     try:
-        pin_routing(ctx)
 
         def ask(step: Step) -> bool:
             return click.confirm(f"run step {step.id} ({step.title})?", default=True)

@@ -35,13 +35,6 @@ def check_routing_pin(config: SplitConfig, state: RunState) -> None:
                        hint="put the routing back as it was: documents were caught up, fenced and verified by it")
 
 
-def pin_routing(ctx: StepContext) -> None:
-    """The first `run` pins the routing: every later command refuses a split.yaml whose routing differs."""
-    if ctx.state.routing_pin is None:
-        ctx.state.routing_pin = ctx.config.routing.pin()
-        ctx.save()
-
-
 def open_session(config_path: str | Path, *, dry_run: bool, events: EventBus, auto_confirm: bool = False,
                  audit: bool = True) -> StepContext:
     """Validate all input first (BadInput, nothing touched), then wire the pieces together. With `audit` (and not

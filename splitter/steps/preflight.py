@@ -208,6 +208,10 @@ class Preflight(Step):
                            "every other residue with its owner")
 
     def apply(self, ctx: StepContext) -> None:
+        # The routing is pinned once preflight passed (not before: a refused routing must stay fixable); every
+        # later command refuses a split.yaml whose routing differs.
+        if ctx.state.routing_pin is None:
+            ctx.state.routing_pin = ctx.config.routing.pin()
         if ctx.state.original_config is None:  # rollback restores these members
             config = ctx.inspector.config(ctx.source_primary())
             ctx.state.original_config = OriginalConfig(
@@ -215,6 +219,7 @@ class Preflight(Step):
 
     def verify(self, ctx: StepContext) -> None:
         self.check(ctx.state.original_config is not None, "rs1's original config was not recorded")
+        self.check(ctx.state.routing_pin is not None, "the routing was not pinned")
 
 
 def _size(n: float) -> str:
