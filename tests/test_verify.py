@@ -141,6 +141,21 @@ def pair(shared_lab: Lab, lab_factory: Callable[..., Lab]) -> Iterator[tuple[Lab
         yield shared_lab, source, target
 
 
+def _settled(client: MongoClient) -> None:
+    """Wait until every secondary's majority snapshot holds the primary's last write: verify reads
+    secondaries at read concern majority, which trail an acknowledged write by up to a heartbeat."""
+    from splitter.waiting import wait_until
+
+    status = client.admin.command("replSetGetStatus")
+    goal = status["optimes"]["appliedOpTime"]["ts"]  # the last write, acknowledged or not yet committed
+    for member in status["members"]:
+        if member.get("stateStr") != "SECONDARY":
+            continue
+        with MongoClient(member["name"], directConnection=True) as direct:
+            wait_until(f"{member['name']}'s majority snapshot", lambda d=direct: d.admin.command(
+                "replSetGetStatus")["optimes"]["lastCommittedOpTime"]["ts"] >= goal, timeout=60, interval=0.1)
+
+
 def _by_ns(report: VerifyReport, half: str) -> dict[str, CollectionHalfResult]:
     return {r.namespace: r for r in report.results if r.half == half}
 
@@ -156,6 +171,8 @@ def test_compare_sets_finds_missing_extra_and_different(pair: tuple[Lab, MongoCl
     app = target.get_database(DATABASE, write_concern=WriteConcern(w=4))
 
     def compare(halves: list[str], samples: int = 5) -> VerifyReport:
+        _settled(source)
+        _settled(target)
         return compare_sets(source, target, ROUTING, halves, samples=samples, workers=4, range_docs=200,
                             source_name="rs1", target_name="rs2")
 
@@ -298,6 +315,7 @@ def test_verify_exits_3_when_halves_differ_and_1_when_it_could_not_check(
 
     victim = _odd(target, "users", 1)[0]
     target[DATABASE].users.update_one({"_id": victim}, {"$set": {"tampered": True}})
+    _settled(target)
     try:
         differ = CliRunner().invoke(verify_cmd.verify, ["-c", str(config)])
     finally:
