@@ -50,16 +50,21 @@ class SnapshotDiff:
 def _snapshot_docs(client: MongoClient, database: str, collection: str, query: dict[str, Any],
                    at: Timestamp) -> Iterator[Any]:
     db = client.get_database(database, codec_options=RAW)
-    reply = db.command({"find": collection, "filter": query, "batchSize": BATCH,
-                        "readConcern": {"level": "snapshot", "atClusterTime": at}}, codec_options=RAW)
-    cursor = reply["cursor"]
-    yield from cursor["firstBatch"]
-    cursor_id = cursor["id"]
-    while cursor_id:
-        reply = db.command({"getMore": cursor_id, "collection": collection, "batchSize": BATCH}, codec_options=RAW)
+    # One explicit session for the find and its getMores: the server refuses a getMore from another session
+    # (each bare command would get its own implicit one).
+    with client.start_session(causal_consistency=False) as session:
+        reply = db.command({"find": collection, "filter": query, "batchSize": BATCH,
+                            "readConcern": {"level": "snapshot", "atClusterTime": at}}, codec_options=RAW,
+                           session=session)
         cursor = reply["cursor"]
-        yield from cursor["nextBatch"]
+        yield from cursor["firstBatch"]
         cursor_id = cursor["id"]
+        while cursor_id:
+            reply = db.command({"getMore": cursor_id, "collection": collection, "batchSize": BATCH},
+                               codec_options=RAW, session=session)
+            cursor = reply["cursor"]
+            yield from cursor["nextBatch"]
+            cursor_id = cursor["id"]
 
 
 def _hash(docs: Iterator[Any]) -> tuple[int, int]:
