@@ -195,4 +195,9 @@ def test_reverse_round_trip_then_cleanup(fresh_lab: Lab) -> None:
     result = cli("cleanup", "-c", config, "--set", "both")
     assert result.returncode == 0, result.stdout + result.stderr
     _check_app(app)
+    # What the app deleted on rs2 after finalize is still on rs1 (nothing replays it back any more): the
+    # interlock keeps it (missing on the other set) until --remove-orphans, which deletes it safely.
+    result = cli("cleanup", "-c", config, "--set", "both", "--remove-orphans")
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_app(app)
     assert rs1_client(fresh_lab).app.ledger.count_documents({"user_id": {"$mod": [2, 1]}}) == 0
