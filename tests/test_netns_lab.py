@@ -101,7 +101,7 @@ def test_inventory_reaches_every_host_over_ssh_on_27017(tmp_path: Path) -> None:
     from splitter.lab.netns import NetnsLayout
 
     plan = NetPlan.choose(tmp_path)
-    layout = NetnsLayout(tmp_path, 27017, plan)
+    layout = NetnsLayout(tmp_path, 27017, plan=plan)
     inventory = layout.inventory(Path("/usr/bin/mongod"))
     common = inventory["all"]["vars"]
     assert common["ansible_connection"] == "ssh" and common["splitter_lab"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -259,7 +260,7 @@ class Lab:
         """Stop every lab process by its own pid; safe to run twice. Returns the names that were stopped."""
         if self.layout.meta_path.is_file():  # hosts added by `lab grow` since this object was made
             extra = tuple(json.loads(self.layout.meta_path.read_text()).get("extra_hosts", ()))
-            self.layout = LabLayout(self.layout.root, self.layout.base_port, extra)
+            self.layout = dataclasses.replace(self.layout, extra=extra)  # keeps a subclass's own fields (netns)
         running = [p.name for p in self.processes() if p.alive]
         if running:
             self.progress(f"stopping {', '.join(running)}")

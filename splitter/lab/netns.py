@@ -79,7 +79,7 @@ class NetnsLab(Lab):
         resolved = self.layout.root
         self.plan = NetPlan.load(resolved) or NetPlan.choose(resolved)
         self.ssh = LabSsh(resolved, self.plan)
-        self.layout = NetnsLayout(resolved, MONGOD_PORT, self.plan)
+        self.layout = NetnsLayout(resolved, MONGOD_PORT, plan=self.plan)
         self._network_ready = False
 
     @classmethod
