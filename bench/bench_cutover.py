@@ -117,11 +117,12 @@ def measure(docs: int, switches: int, port: int) -> dict[str, Any]:
             check = app.check()
             with app._lock:
                 ops = list(app.ops)
+        fences = _fences(lab)  # read while the lab's directory still exists
     moving = [op for op in ops if op.user % 2 == 1]
     ends = sorted(op.ended for op in moving if baseline_from <= op.ended <= baseline_to)
     base_gaps = [b - a for a, b in itertools.pairwise(ends)]
     stalls = []
-    for epoch, fenced_at, owner in _fences(lab):
+    for epoch, fenced_at, owner in fences:
         first = min((op.ended + offset for op in moving if op.acked_by == owner and op.ended + offset > fenced_at),
                     default=None)
         if first is not None:
