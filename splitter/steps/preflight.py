@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from splitter.cluster.lag import LagReader
+from splitter.cluster.snapshots import ReplSetConfig
 from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
 from splitter.hosts.node_config import disagreements, read_configs
@@ -16,6 +17,24 @@ from splitter.steps.base import Step
 from splitter.store.records import MemberRecord, OriginalConfig
 
 MIN_VERSION = (4, 4)  # safe reconfig and setDefaultRWConcern
+
+
+def live_config(ctx: StepContext, hosts: list[str], file: str, name_key: str, *, hosts_hint: str,
+                fix_hint: str) -> ReplSetConfig:
+    """The source set's live config, read through `hosts`; bad input when none answers, when they belong to
+    another set, or when the config cannot be read (split and grow preflights alike)."""
+    reachable = [h for h in hosts if ctx.inspector.reachable(h)]
+    if not reachable:
+        raise BadInput(f"no member of {ctx.source_name} is reachable ({', '.join(hosts)})",
+                       hint=f"check {hosts_hint}, the network and credentials")
+    live_name = ctx.inspector.hello(reachable[0]).get("setName")
+    if live_name != ctx.source_name:
+        raise BadInput(f"{reachable[0]} belongs to the set named {live_name!r}, {file} says {name_key} "
+                       f"{ctx.source_name!r}", hint=fix_hint)
+    try:
+        return ctx.inspector.config(ctx.source_primary())
+    except RetryableError as exc:
+        raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
 
 
 class Preflight(Step):
@@ -92,18 +111,8 @@ class Preflight(Step):
 
     def _topology(self, ctx: StepContext) -> None:
         hosts = ctx.keep_hosts + ctx.move_hosts
-        reachable = [h for h in hosts if ctx.inspector.reachable(h)]
-        if not reachable:
-            raise BadInput(f"no member of {ctx.source_name} is reachable ({', '.join(hosts)})",
-                           hint="check the hosts in split.yaml, the network and credentials")
-        live_name = ctx.inspector.hello(reachable[0]).get("setName")
-        if live_name != ctx.source_name:
-            raise BadInput(f"{reachable[0]} belongs to the set named {live_name!r}, split.yaml says source.name "
-                           f"{ctx.source_name!r}", hint="fix source.name or the member hosts in split.yaml")
-        try:
-            config = ctx.inspector.config(ctx.source_primary())
-        except RetryableError as exc:
-            raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
+        config = live_config(ctx, hosts, "split.yaml", "source.name", hosts_hint="the hosts in split.yaml",
+                             fix_hint="fix source.name or the member hosts in split.yaml")
         live = sorted(m.host for m in config.members if not m.arbiter)
         # A set left by an earlier split has an arbiter: it may stay, if split.yaml names it as arbiters.source.
         strangers = [m.host for m in config.members if m.arbiter and m.host != ctx.config.arbiters.source.host]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from splitter.config import parse_duration
-from splitter.errors import BadInput, OperationalError, RetryableError
+from splitter.errors import BadInput, OperationalError
 from splitter.grow.context import GrowContext
 from splitter.steps.base import Step
-from splitter.steps.preflight import MIN_VERSION, Preflight, PreflightRefused
+from splitter.steps.preflight import MIN_VERSION, Preflight, PreflightRefused, live_config
 from splitter.store.records import MemberRecord, OriginalConfig
 
 
@@ -47,18 +47,8 @@ class GrowPreflight(Step):
 
     def _topology(self, ctx: GrowContext) -> None:
         hosts = ctx.grow.hosts
-        reachable = [h for h in hosts if ctx.inspector.reachable(h)]
-        if not reachable:
-            raise BadInput(f"no member of {ctx.source_name} is reachable ({', '.join(hosts)})",
-                           hint="check set.members in grow.yaml, the network and credentials")
-        live_name = ctx.inspector.hello(reachable[0]).get("setName")
-        if live_name != ctx.source_name:
-            raise BadInput(f"{reachable[0]} belongs to the set named {live_name!r}, grow.yaml says set.name "
-                           f"{ctx.source_name!r}", hint="fix set.name or set.members in grow.yaml")
-        try:
-            config = ctx.inspector.config(ctx.source_primary())
-        except RetryableError as exc:
-            raise BadInput(f"cannot read {ctx.source_name}'s config: {exc.message}") from exc
+        config = live_config(ctx, hosts, "grow.yaml", "set.name", hosts_hint="set.members in grow.yaml",
+                             fix_hint="fix set.name or set.members in grow.yaml")
         if sorted(config.hosts) != sorted(hosts):
             raise BadInput(f"{ctx.source_name}'s live members {', '.join(config.hosts)} differ from grow.yaml's "
                            f"set.members {', '.join(hosts)}", hint="list every member of the set now, arbiters "
