@@ -14,7 +14,9 @@ from pymongo import MongoClient
 
 from splitter.lab.lab import Lab
 from splitter.lab.layout import ARBITERS, DATA_NODES
+from splitter.store.catchup_position import PositionStore
 from splitter.waiting import wait_until
+from tests.cutover_driver import app_for, wait_switch
 from tests.helpers import Writer, half_snapshot, rs1_client, rs2_client, run_cli
 
 
@@ -42,12 +44,18 @@ class Run:
             self.proc.wait()
 
 
+# The tests poll these every second for minutes: they read the state directory the run writes (a `splitter status`
+# process per poll would cost a Python start and an inventory load each time, on a machine already at its limit).
 def status(config: str) -> dict:
-    return json.loads(run_cli("status", "-c", config, "--json").stdout)
+    """The run's checkpoint (steps, waiting_gate, cutover) as `status --json` shows it."""
+    path = Path(config).parent / "state" / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def applied(config: str) -> int:
-    return ((status(config).get("catch_up") or {}).get("counters") or {}).get("applied", 0)
+    """Writes the catch-up into rs2 has applied so far (its position file's counter)."""
+    position = PositionStore(Path(config).parent / "state", "rs2").load()
+    return position.counters.get("applied", 0) if position else 0
 
 
 def wait_gate(config: str, gate: str, run: Run, timeout: float = 1500) -> None:
@@ -70,16 +78,28 @@ def confirm(config: str, gate: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def finish_cutover(config: str, run: Run, writer: Writer) -> None:
-    """The old client is gone once client v2 is deployed: stop the writer, confirm deploy-client-v2, and the
-    run (waiting at that gate) completes with exit 0."""
+def finish_cutover(lab: Lab, run: Run, writer: Writer) -> None:
+    """Client v2 replaces the old client at the deploy-client-v2 gate: the lab application (it follows the
+    published routing, writes both halves through the fence and the switch) starts, the old writer stops, the gate
+    is confirmed; once the switch is verified `finalize` is asked and the run exits 0. Every write the application
+    had acknowledged is then on the set that owns it, with its last value."""
+    config = str(lab.layout.config_path)
+    app = app_for(lab).start()
     try:
         writer.stop()
         confirm(config, "deploy-client-v2")
+        wait_switch(lab, "verified", 2)
+        assert run.proc.poll() is None, run.output
+        finalized = run_cli("finalize", "-c", config)
+        assert finalized.returncode == 0, finalized.stdout + finalized.stderr
         assert run.wait() == 0, run.output
     finally:
+        app.stop()
         writer.stop()
         run.kill()
+    assert app.failures == [], app.failures[:5]
+    checked = app.check()
+    assert checked.ok and checked.checked > 20, checked.problems[:10]
 
 
 def split_with_gates(lab: Lab, during_catch_up: Callable[[Run], Run] | None = None, *, writer: Writer | None = None,
@@ -102,7 +122,7 @@ def split_with_gates(lab: Lab, during_catch_up: Callable[[Run], Run] | None = No
         writer.stop()
         run.kill()
         raise
-    finish_cutover(config, run, writer)
+    finish_cutover(lab, run, writer)
     return writer, run
 
 

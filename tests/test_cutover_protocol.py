@@ -184,3 +184,28 @@ def test_deletes_on_the_old_owner_after_the_switch_are_reported_at_finalize(tmp_
     protocol.act("finalize")
     assert state.cutover.state == "final" and state.cutover.last_switch.stray_deletes == ("app.events 7",)
     assert warnings and "app.events 7" in warnings[0] and "repeat them on rs2" in warnings[0]
+
+
+def test_the_switch_retries_a_write_concern_timeout_instead_of_leaving_the_half_fenced() -> None:
+    """A member catching up after a failover makes a w: majority write of the switch time out: the switch tries
+    again (with a retry event naming what), where a failed run would leave the application's half fenced."""
+    from pymongo.errors import WTimeoutError
+
+    from splitter.cutover.switch import RealSwitch
+    from splitter.events import EventType
+
+    bus, seen = EventBus(), []
+    bus.subscribe(seen.append, types={EventType.RETRY}, blocking=True)
+    switch = RealSwitch(SimpleNamespace(events=bus))
+    calls = []
+
+    def publish_once_caught_up() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise WTimeoutError("waiting for replication timed out", 64, {"code": 64})
+        return "published"
+
+    assert switch._retried("publishing the routing on rs1", publish_once_caught_up) == "published"
+    assert len(calls) == 3
+    assert [e.data["what"] for e in seen] == ["publishing the routing on rs1"] * 2
+    assert all("waiting for replication timed out" in e.message for e in seen)

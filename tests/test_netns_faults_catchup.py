@@ -128,7 +128,7 @@ def test_rs1_primary_host_lost_during_the_catch_up(netns_lab: Lab) -> None:
 
 
 def test_the_cutover_after_the_faults_loses_nothing(netns_lab: Lab) -> None:
-    config, run, writer = _current(netns_lab)
-    finish_cutover(config, run, writer)
+    _config, run, writer = _current(netns_lab)
+    finish_cutover(netns_lab, run, writer)
     assert_topology_from_each_host(netns_lab)
     assert_halves(netns_lab, writer)

@@ -1,9 +1,11 @@
-"""Faults in the steps that act on hosts, on the netns lab over SSH (one lab, scenarios in order):
+"""The split over SSH on the netns lab, and faults in the steps that act on hosts (one lab, scenarios in order):
 
 - SSH to node3 refused at preflight -> exit 1 or 2 naming node3, the cluster untouched;
 - node3 partitioned (from every host and the orchestrator) during stop-moving-nodes, and again during
   rewrite-replset-config -> the step fails naming node3; after heal `run` resumes and the split completes
-  under the writer with the end checks (topology from each host, halves, 0 lost).
+  under the writer, gates confirmed with `splitter confirm`, with the end checks: topology read from each host's
+  own address, every mongod inside its host's namespace (started there over SSH), both halves, 0 lost writes,
+  `verify` exit 0.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import pytest
 
 from splitter.lab.lab import Lab
+from splitter.lab.layout import ARBITERS, DATA_NODES
 from splitter.lab.netns_faults import Faults
 from tests.helpers import Writer, fingerprint, rs1_client, run_cli, state_file
 from tests.netns_run import Run, assert_halves, assert_topology_from_each_host, confirm, split_with_gates, wait_gate
@@ -44,6 +47,8 @@ def _fails_while_node3_is_partitioned(lab: Lab, step: str) -> None:
 
 
 def test_ssh_refused_at_preflight_names_node3_and_touches_nothing(netns_lab: Lab) -> None:
+    inventory = netns_lab.layout.inventory_path.read_text()
+    assert "ansible_connection: ssh" in inventory and "splitter_lab: true" in inventory
     before = fingerprint(netns_lab)
     faults = Faults(netns_lab)
     faults.stop_ssh("node3")
@@ -80,6 +85,14 @@ def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netn
 def test_the_split_then_completes_with_nothing_lost(netns_lab: Lab) -> None:
     writer = SCENARIO.get("writer")
     assert isinstance(writer, Writer), "needs the scenario before it"
-    split_with_gates(netns_lab, writer=writer, v1_passed=True)
+    _writer, run = split_with_gates(netns_lab, writer=writer, v1_passed=True)
+    assert "split complete" in run.output
+    assert writer.failures == [], writer.failures[:5]  # node3's partitions never reach rs1's writes
     assert_topology_from_each_host(netns_lab)
     assert_halves(netns_lab, writer)
+    # Each mongod runs inside its host's namespace: it was started there over SSH.
+    for name in DATA_NODES + ARBITERS:
+        pids = netns_lab.plan.namespace_pids(name)
+        assert any(p.pid in pids for p in netns_lab.processes() if p.name == name and p.pid), name
+    verify = run_cli("verify", "-c", str(netns_lab.layout.config_path), "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -10,7 +10,9 @@ the change streams between the sets (CatchUpWorker, position files `catchup-<str
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bson import Timestamp
 from pymongo import MongoClient
@@ -19,11 +21,14 @@ from pymongo.write_concern import WriteConcern
 from splitter.catchup import BackgroundCatchUp, CatchUpWorker
 from splitter.catchup.source import last_write_ts
 from splitter.cutover import fence, snapshot
+from splitter.retry import retrying
 from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID, RoutingDocument
 from splitter.run_context import StepContext
 from splitter.store.records import CutoverRecord, OpTime
 
 VERIFY_WINDOW = 3600  # seconds of snapshot history kept while a switch may still verify at its drain point
+SWITCH_ATTEMPTS = 10  # with waits up to 30 s (and 60 s write-concern timeouts): several minutes before giving up
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,17 @@ class RealSwitch(SwitchActions):
     def current(self) -> CutoverRecord | None:
         return self.ctx.state.cutover
 
+    def _retried(self, what: str, action: Callable[[], T]) -> T:
+        """Run a cluster action of the switch, retrying what is transient (an election, a write-concern timeout
+        while a member catches up): a run that gives up here leaves the half fenced, so it tries for minutes."""
+        return retrying(what, events=self.ctx.events, attempts=SWITCH_ATTEMPTS, wait_max=30.0)(action)
+
     def publish(self, doc: RoutingDocument) -> None:
         for set_name in (self.ctx.source_name, self.ctx.target_name):
             coll = self.client(set_name)[DATABASE].get_collection(
                 COLLECTION, write_concern=WriteConcern("majority", wtimeout=60_000))
-            coll.replace_one({"_id": DOCUMENT_ID}, doc.to_bson(), upsert=True)
+            self._retried(f"publishing the routing on {set_name}",
+                          lambda coll=coll: coll.replace_one({"_id": DOCUMENT_ID}, doc.to_bson(), upsert=True))
 
     def fence(self, set_name: str) -> None:
         def record(records: tuple) -> None:
@@ -93,17 +104,20 @@ class RealSwitch(SwitchActions):
 
         cutover = self.ctx.state.cutover
         assert cutover is not None
-        fence.put_up(self.client(set_name), set_name, self.ctx.config.routing, self.ctx.target_name,
-                     cutover.fences, record)
+        self._retried(f"the fence on {set_name}", lambda: fence.put_up(
+            self.client(set_name), set_name, self.ctx.config.routing, self.ctx.target_name,
+            self.ctx.state.cutover.fences if self.ctx.state.cutover else (), record))
 
     def lift(self, set_name: str) -> None:
         cutover = self.ctx.state.cutover
         assert cutover is not None
-        rest = fence.lift(self.client(set_name), set_name, cutover.fences)
+        rest = self._retried(f"lifting the fence on {set_name}",
+                             lambda: fence.lift(self.client(set_name), set_name, cutover.fences))
         self.checkpoint(cutover.model_copy(update={"fences": rest}))
 
     def last_write(self, set_name: str) -> OpTime:
-        return OpTime.of(last_write_ts(self.client(set_name)))
+        return OpTime.of(self._retried(f"reading {set_name}'s last write",
+                                       lambda: last_write_ts(self.client(set_name))))
 
     def _worker(self, stream: Stream) -> CatchUpWorker:
         # Only a stream into the new set may delete beyond the moving half (stale copies of the other half, a
