@@ -187,10 +187,11 @@ def test_catch_up_replays_the_target_half(pair: Pair, tmp_path: Path) -> None:
     background = BackgroundCatchUp(worker).start()
     writer = Writer(source)
     writer.start()
-    wait_for(lambda: worker.stats().applied > 300 or not background.alive, 60, "the worker to apply writes")
+    # Counts of writes, not rates: on a machine shared with three other labs the writer is slow, not the worker.
+    wait_for(lambda: worker.stats().applied > 100 or not background.alive, 300, "the worker to apply writes")
     source.admin.command("replSetStepDown", 10, secondaryCatchUpPeriodSecs=5)  # an election on rs1 mid-stream
     applied = worker.stats().applied
-    wait_for(lambda: worker.stats().applied > applied + 200 or not background.alive or writer.error is not None, 90,
+    wait_for(lambda: worker.stats().applied > applied + 100 or not background.alive or writer.error is not None, 300,
              "writes after the election")
     assert writer.error is None, f"the test's writer died at the election: {writer.error!r}"
     writer.finish()
