@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,32 +13,8 @@ from splitter.lab.lab import Lab
 from splitter.lab.layout import ARBITERS, DATA_NODES
 from splitter.store.catchup_position import PositionStore
 from splitter.waiting import wait_until
-from tests.cutover_driver import app_for, wait_switch
+from tests.cutover_driver import Run, app_for, wait_switch
 from tests.helpers import Writer, half_snapshot, rs1_client, rs2_client, run_cli
-
-
-class Run:
-    """`splitter run -c CONFIG [ARGS]` in the background; output in a file (a full pipe would block it)."""
-
-    def __init__(self, config: str, *args: str) -> None:
-        self.log = Path(config).parent / f"run-{time.monotonic_ns()}.log"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "splitter", "run", "-c", config, *args], stdout=out,
-                                         stderr=subprocess.STDOUT, text=True)
-        self.returncode: int | None = None
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait(self, timeout: float = 900) -> int:
-        self.returncode = self.proc.wait(timeout=timeout)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # The tests poll these every second for minutes: they read the state directory the run writes (a `splitter status`
@@ -60,7 +33,7 @@ def applied(config: str) -> int:
 
 def wait_gate(config: str, gate: str, run: Run, timeout: float = 1500) -> None:
     def waiting() -> bool:
-        assert run.proc.poll() is None, run.output
+        assert run.proc.poll() is None, run.output()
         return status(config).get("waiting_gate") == gate
 
     wait_until(f"gate {gate}", waiting, timeout=timeout, interval=1)
@@ -89,10 +62,10 @@ def finish_cutover(lab: Lab, run: Run, writer: Writer) -> None:
         writer.stop()
         confirm(config, "deploy-client-v2")
         wait_switch(lab, "verified", 2)
-        assert run.proc.poll() is None, run.output
+        assert run.proc.poll() is None, run.output()
         finalized = run_cli("finalize", "-c", config)
         assert finalized.returncode == 0, finalized.stdout + finalized.stderr
-        assert run.wait() == 0, run.output
+        assert run.wait() == 0, run.output()
     finally:
         app.stop()
         writer.stop()

@@ -92,10 +92,10 @@ def test_rs2_primary_partitioned_from_the_orchestrator_during_the_catch_up(netns
         time.sleep(PARTITION_SECS)
         exited = run.proc.poll()
     if exited is not None:  # gave up after its bounded retries: a clear failure that names the target set
-        assert exited == 1, run.output
-        assert "rs2" in run.output or netns_lab.layout.host(primary).address in run.output, run.output[-2000:]
+        assert exited == 1, run.output()
+        assert "rs2" in run.output() or netns_lab.layout.host(primary).address in run.output(), run.output()[-2000:]
         run = _rerun(config)
-    assert run.proc.poll() is None, run.output
+    assert run.proc.poll() is None, run.output()
     wait_applied_beyond(config, 10)
 
 
@@ -121,7 +121,7 @@ def test_rs1_primary_host_lost_during_the_catch_up(netns_lab: Lab) -> None:
                timeout=120, interval=1)
     before = applied(config)
     wait_applied_beyond(config, 10, timeout=300)  # resumed from its token against the new primary
-    assert applied(config) > before and run.proc.poll() is None, run.output
+    assert applied(config) > before and run.proc.poll() is None, run.output()
     assert status(config).get("waiting_gate") == "deploy-client-v2"
     faults.restore("node1")  # the machine comes back; it rejoins rs1 as a secondary
     wait_until("node1 to rejoin rs1", lambda: _hello(netns_lab, "node1").get("secondary"), timeout=180, interval=1)

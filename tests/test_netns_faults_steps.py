@@ -69,7 +69,7 @@ def test_node3_partitioned_in_stop_moving_nodes_and_in_rewrite_then_resumes(netn
     through_v1 = Run(config, "--until", "deploy-client-v1")
     wait_gate(config, "deploy-client-v1", through_v1)
     confirm(config, "deploy-client-v1")  # `confirm` is only taken while a run waits at the gate
-    assert through_v1.wait() == 0, through_v1.output
+    assert through_v1.wait() == 0, through_v1.output()
 
     _fails_while_node3_is_partitioned(netns_lab, "stop-moving-nodes")
 
@@ -86,7 +86,7 @@ def test_the_split_then_completes_with_nothing_lost(netns_lab: Lab) -> None:
     writer = SCENARIO.get("writer")
     assert isinstance(writer, Writer), "needs the scenario before it"
     _writer, run = split_with_gates(netns_lab, writer=writer, v1_passed=True)
-    assert "split complete" in run.output
+    assert "split complete" in run.output()
     assert writer.failures == [], writer.failures[:5]  # node3's partitions never reach rs1's writes
     assert_topology_from_each_host(netns_lab)
     assert_halves(netns_lab, writer)
