@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check splitter tests $(wildcard bench)
 	$(BIN)/ansible-lint --profile production --offline playbooks/
-	$(BIN)/python -m pytest -q -ra -n 4 --dist loadgroup --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest -q -ra -n 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

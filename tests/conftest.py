@@ -42,38 +42,34 @@ def _keep_logs(lab: Lab, name: str) -> None:
         shutil.copy(audit, target / "audit.jsonl")
 
 
-# -- scheduling: the long scenarios first, spread over the workers --------------------------------------------
-# `make test` runs `-n 4 --dist loadgroup --no-loadscope-reorder`. xdist's default reorder starts with the files
-# that hold the most tests (the quick unit tests) and leaves the long lab scenarios for the end, where they
-# crowd two cores together and the suite's tail is its longest part. Here the tests are put in order of their
-# measured cost (seconds of one worker, `--durations=0`, full suite on 2 cores, 2026-12-01), so the scenarios
-# start at once and the quick tests fill the gaps; a file stays on one worker (its tests share module-scoped labs
-# or a scenario in order) unless it is listed in SPREAD, whose tests each start a lab of their own.
+# -- scheduling: the long scenarios first ---------------------------------------------------------------------
+# `make test` runs `-n 4 --dist loadfile --no-loadscope-reorder`: a file runs on one worker (its tests may share a
+# module-scoped lab or a scenario in order). xdist's default reorder starts with the files that hold the most
+# tests (the quick unit tests) and leaves the long lab scenarios for the end, where they crowd two cores together
+# and the tail is the suite's longest part. Here files are put in order of their measured cost (seconds of one
+# worker, `--durations=0`, full suite on 2 cores, 2026-12-01), so the scenarios start at once and the quick tests
+# fill the gaps. (`--dist loadgroup` cannot do this here: pytest 9 ignores the nodeid suffix it relies on.)
 FILE_COST: dict[str, float] = {
-    "test_netns_faults_catchup.py": 1500, "test_netns_faults_steps.py": 1500, "test_story.py": 1400,
-    "test_cutover.py": 1200, "test_catchup_guarantees.py": 1100, "test_split_e2e.py": 800, "test_failures.py": 800,
-    "test_production_wheel.py": 700, "test_demo.py": 700, "test_cleanup.py": 600, "test_auth.py": 500,
-    "test_catchup_worker.py": 480, "test_grow.py": 400, "test_safety_anchor.py": 400,
-    "test_production_node_config.py": 400, "test_metrics.py": 250, "test_netns_lab.py": 250, "test_verify.py": 250,
-    "test_grow_split_arbiter.py": 250, "test_bad_input.py": 200, "test_grow_bad_input.py": 200, "test_hooks.py": 150,
-    "test_cutover_commands.py": 150, "test_status.py": 150, "test_routing_pin.py": 120, "test_confirm.py": 100,
+    "test_netns_faults_catchup.py": 1700, "test_netns_faults_steps.py": 1500, "test_story.py": 1400,
+    "test_split_e2e.py": 1300, "test_cutover.py": 1200, "test_cutover_race.py": 1000, "test_cleanup.py": 1000,
+    "test_catchup_worker.py": 900, "test_split_sigkill.py": 800, "test_failures.py": 800,
+    "test_cutover_reverse.py": 800, "test_bad_input.py": 800, "test_production_wheel.py": 700, "test_demo.py": 700,
+    "test_grow.py": 700, "test_cleanup_interlock.py": 600, "test_grow_bad_input.py": 550, "test_auth.py": 500,
+    "test_catchup_guarantees.py": 500, "test_safety_anchor.py": 500, "test_production_node_config.py": 400,
+    "test_safety_preflight.py": 400, "test_metrics.py": 400, "test_verify.py": 350, "test_lab.py": 300,
+    "test_cleanup_schedule.py": 300, "test_netns_lab.py": 250, "test_grow_split_arbiter.py": 250,
+    "test_cutover_commands.py": 220, "test_hooks.py": 150, "test_cleanup_batches.py": 140, "test_routing_pin.py": 120,
 }
-SPREAD = frozenset({"test_cutover.py", "test_split_e2e.py", "test_failures.py", "test_cleanup.py", "test_auth.py",
-                    "test_catchup_worker.py", "test_grow.py", "test_safety_anchor.py", "test_production_node_config.py",
-                    "test_verify.py"})
 # A whole split with a live application takes minutes, and more when it shares two cores with three others.
 SCENARIO_TIMEOUT = 2700
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each file's group (before xdist reads the marks), give lab scenarios the scenario timeout, and sort
-    by cost, heaviest first (stable: a file's tests keep their order)."""
+    """Give lab scenarios the scenario timeout and sort by file cost, heaviest first (stable: a file's tests keep
+    their order)."""
     for item in items:
-        name = item.path.name
-        if name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(name))
-        if FILE_COST.get(name, 0) >= 400 and item.get_closest_marker("timeout") is None:
+        if FILE_COST.get(item.path.name, 0) >= 400 and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(SCENARIO_TIMEOUT))
     items.sort(key=lambda item: -FILE_COST.get(item.path.name, 0.0))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from splitter.lab.app import LabApp
 from splitter.lab.lab import Lab
+from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID
 from splitter.waiting import wait_until
 from tests.helpers import rs1_client, rs2_client, run_cli
 
@@ -95,3 +96,33 @@ def confirm(config: str, gate: str = "deploy-client-v2") -> None:
 def until_catch_up(lab: Lab) -> None:
     result = cli("run", "-c", str(lab.layout.config_path), "--yes", "--until", "catch-up", timeout=2400)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def check_app(app: LabApp) -> None:
+    """The application never failed, wrote enough, and every acknowledged write is on its owner, last value."""
+    assert app.failures == [], app.failures[:5]
+    assert app.acknowledged > 200
+    result = app.check()
+    assert result.ok, result.problems[:10]
+    assert result.checked > 50 and result.deleted_checked > 5
+
+
+def routing_docs(lab: Lab) -> list[dict]:
+    """The published routing document on rs1 and on rs2."""
+    return [c[DATABASE][COLLECTION].find_one({"_id": DOCUMENT_ID}) for c in (rs1_client(lab), rs2_client(lab))]
+
+
+def finish(lab: Lab, run: Run) -> None:
+    """`finalize` from another terminal; the run waiting for it exits 0."""
+    result = cli("finalize", "-c", str(lab.layout.config_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert run.wait(600) == 0, run.output()[-4000:]
+
+
+def paused(run: Run, phase: str) -> None:
+    """Wait until the run stopped at `phase` (SPLITTER_TEST_PAUSE_AT), so that the test can SIGKILL it there."""
+    def there() -> bool:
+        if run.proc.poll() is not None:
+            raise AssertionError(f"run exited {run.proc.returncode}: {run.output()[-3000:]}")
+        return f"paused at {phase}" in run.output()
+    wait_for(f"run paused at {phase}", there)

@@ -159,3 +159,17 @@ def config_copy(lab: Lab, directory: Path, **changes: object) -> Path:
     path = directory / "split.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def counts(client) -> dict[str, int]:
+    """Documents per loaded collection (users, events, sessions)."""
+    return {c: client.app[c].count_documents({}) for c in ("users", "events", "sessions")}
+
+
+def assert_split_topology(lab: Lab) -> None:
+    """rs1 = node1, node2, arbiter1 and rs2 = node3, node4, arbiter2, each with a PRIMARY and a SECONDARY."""
+    states = {p.name: p.state for p in lab.processes()}
+    assert sorted(states[n] for n in ("node1", "node2", "arbiter1")) == ["rs1/ARBITER", "rs1/PRIMARY",
+                                                                         "rs1/SECONDARY"]
+    assert sorted(states[n] for n in ("node3", "node4", "arbiter2")) == ["rs2/ARBITER", "rs2/PRIMARY",
+                                                                         "rs2/SECONDARY"]

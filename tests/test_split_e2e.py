@@ -12,7 +12,17 @@ import time
 import pytest
 
 from splitter.lab.lab import Lab
-from tests.helpers import Writer, fingerprint, half_snapshot, rs1_client, rs2_client, run_cli, state_file
+from tests.helpers import (
+    Writer,
+    assert_split_topology,
+    counts,
+    fingerprint,
+    half_snapshot,
+    rs1_client,
+    rs2_client,
+    run_cli,
+    state_file,
+)
 
 pytestmark = pytest.mark.mongod
 
@@ -22,18 +32,6 @@ CLEANED = ("users", "events", "sessions", "writer")
 
 def _ids(client, collection: str, remainder: int) -> set:
     return set(half_snapshot(client, collection, remainder))
-
-
-def _counts(client) -> dict[str, int]:
-    return {c: client.app[c].count_documents({}) for c in ("users", "events", "sessions")}
-
-
-def _assert_split_topology(lab: Lab) -> None:
-    states = {p.name: p.state for p in lab.processes()}
-    assert sorted(states[n] for n in ("node1", "node2", "arbiter1")) == ["rs1/ARBITER", "rs1/PRIMARY",
-                                                                         "rs1/SECONDARY"]
-    assert sorted(states[n] for n in ("node3", "node4", "arbiter2")) == ["rs2/ARBITER", "rs2/PRIMARY",
-                                                                         "rs2/SECONDARY"]
 
 
 def test_plan_changes_nothing_and_lists_every_step(shared_lab: Lab) -> None:
@@ -55,7 +53,7 @@ def test_plan_changes_nothing_and_lists_every_step(shared_lab: Lab) -> None:
 
 def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) -> None:
     """Issue 3 (split, 0 failed writes) and issue 5 (cleanup leaves exactly each half) on one lab."""
-    before = _counts(rs1_client(fresh_lab))
+    before = counts(rs1_client(fresh_lab))
     config = str(fresh_lab.layout.config_path)
     refused = run_cli("cleanup", "-c", config, "--set", "both")
     assert refused.returncode == 2 and "cutover" in refused.stderr, refused.stderr
@@ -69,11 +67,11 @@ def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) 
         writer.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "split complete" in result.stdout
-    _assert_split_topology(fresh_lab)
+    assert_split_topology(fresh_lab)
     assert writer.failures == [], writer.failures[:5]
     assert len(writer.acknowledged) > 100
-    assert _counts(rs1_client(fresh_lab)) == before
-    assert _counts(rs2_client(fresh_lab)) == before
+    assert counts(rs1_client(fresh_lab)) == before
+    assert counts(rs2_client(fresh_lab)) == before
     on_rs1 = {d["_id"] for d in rs1_client(fresh_lab).app.writer.find({}, {"_id": 1})}
     assert set(writer.acknowledged) <= on_rs1
     # The catch-up brought rs2 every acknowledged write of its half.
@@ -108,47 +106,9 @@ def test_full_split_with_a_writer_that_never_fails_then_cleanup(fresh_lab: Lab) 
     assert all(s["deleted"] == 0 for s in json.loads(again.stdout.strip().splitlines()[-1])["sets"])
 
 
-CRASH_POINTS = [  # SIGKILL right after this action, in every step that acts, mid-step where it has several
-    "prepare-arbiters:playbook:1",
-    "add-arbiter-rs1:setDefaultRWConcern:1",
-    "add-arbiter-rs1:playbook mongod_start.yml:1",
-    "deploy-client-v1:replSetReconfig:1",
-    "stop-moving-nodes:shutdown:1",
-    "remove-moving-nodes:replSetReconfig:1",
-    "start-standalone:playbook:1",
-    "rewrite-replset-config:write local.system.replset:1",
-    "stop-standalone:shutdown:1",
-    "start-rs2:playbook mongod_start.yml:1",
-    "start-arbiter-rs2:playbook mongod_start.yml:1",
-]
-
-
-@pytest.mark.parametrize("crash_points", [CRASH_POINTS])
-def test_sigkill_inside_steps_then_resume(fresh_lab: Lab, crash_points: list[str]) -> None:
-    config = str(fresh_lab.layout.config_path)
-    before = _counts(rs1_client(fresh_lab))
-    for point in crash_points:
-        result = run_cli("run", "-c", config, "--yes", env={"SPLITTER_CRASH_AFTER": point})
-        assert result.returncode == -signal.SIGKILL, (point, result.stdout, result.stderr)
-        state = json.loads(state_file(fresh_lab).read_text())
-        assert state["steps"][point.split(":")[0]]["state"] == "running", point
-        if point.startswith("rewrite-replset-config"):
-            refused = run_cli("rollback", "-c", config)
-            assert refused.returncode == 1 and "only goes forward" in refused.stderr, refused.stderr
-    result = run_cli("run", "-c", config, "--yes")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "already complete" in result.stdout or "resuming" in result.stdout
-    _assert_split_topology(fresh_lab)
-    assert _counts(rs1_client(fresh_lab)) == before
-    assert _counts(rs2_client(fresh_lab)) == before
-    status = json.loads(run_cli("status", "-c", config, "--json").stdout)
-    assert {s["state"] for s in status["steps"]} == {"done"}
-    assert status["split_optime"]
-
-
 def test_until_step_and_rollback_after_remove_moving_nodes(fresh_lab: Lab) -> None:
     config = str(fresh_lab.layout.config_path)
-    before = _counts(rs1_client(fresh_lab))
+    before = counts(rs1_client(fresh_lab))
     original = fingerprint(fresh_lab)
 
     declined = run_cli("run", "-c", config, "--step", stdin="n\n")
@@ -180,7 +140,7 @@ def test_until_step_and_rollback_after_remove_moving_nodes(fresh_lab: Lab) -> No
     assert sorted(state for _host, state in members) == ["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"]
     assert [h for h, _ in members] == [h for h, _ in original[2]]
     assert version > original[0]
-    assert _counts(rs1_client(fresh_lab)) == before
+    assert counts(rs1_client(fresh_lab)) == before
     with rs1_client(fresh_lab) as client:
         conf = client.admin.command("replSetGetConfig")["config"]
     assert all(m["votes"] == 1 and m["priority"] == 1 and not m.get("arbiterOnly") for m in conf["members"])
