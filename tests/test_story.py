@@ -49,12 +49,15 @@ def _cli(*args: str) -> str:
     return result.stdout
 
 
-def _split(config: str, app: LabApp, new_set: str, client: MongoClient) -> None:
-    """`run --yes` to the catch-up, client v2 (knows the new set) deployed, then `run --yes` through the cutover
-    (on the lab inventory it finalizes by itself after the verification)."""
+def _split(config: str, app: LabApp, new_set: str, connect: Callable[[], MongoClient]) -> MongoClient:
+    """`run --yes` to the catch-up, client v2 (knows the new set, made once it exists: a client made before has
+    dropped its seeds) deployed, then `run --yes` through the cutover (on the lab inventory it finalizes by itself
+    after the verification). Returns the new set's client."""
     _cli("run", "-c", config, "--yes", "--until", "catch-up")
+    client = connect()
     app.connect(new_set, client)
     assert "split complete" in _cli("run", "-c", config, "--yes")
+    return client
 
 
 def _cleanup(config: str, *extra: str) -> dict[str, dict]:
@@ -126,7 +129,7 @@ def _check_app(app: LabApp, owner_of: Callable[[int], str] | None = None) -> Non
 def test_split_grow_and_split_again_by_4_under_a_live_app(fresh_lab: Lab) -> None:
     lab, root = fresh_lab, str(fresh_lab.layout.root)
     config = str(lab.layout.config_path)
-    rs1, rs2 = rs1_client(lab), rs2_client(lab)
+    rs1 = rs1_client(lab)
     seeded = {c: _keys(rs1, c) for c in SEEDED}
     refused = run_cli("cleanup", "-c", config, "--set", "both")
     assert refused.returncode == 2 and "cutover" in refused.stderr, refused.stderr
@@ -134,7 +137,7 @@ def test_split_grow_and_split_again_by_4_under_a_live_app(fresh_lab: Lab) -> Non
     app = LabApp({"rs1": rs1}, "rs1").start()
     try:
         # 1. rs1 -> rs1 + rs2 by % 2, through the cutover; cleanup of both to the end.
-        _split(config, app, "rs2", rs2)
+        rs2 = _split(config, app, "rs2", lambda: rs2_client(lab))
         _assert_topology(lab, {"rs1": ("node1", "node2", "arbiter1"), "rs2": ("node3", "node4", "arbiter2")},
                          {"rs1": rs1, "rs2": rs2})
         for c in SEEDED:  # each set a complete copy before the cleanup
@@ -160,8 +163,7 @@ def test_split_grow_and_split_again_by_4_under_a_live_app(fresh_lab: Lab) -> Non
         assert "split-rs3.yaml" in _cli("lab", "split-again", "--dir", root, "--set", "rs1", "--target", "rs3")
         lab = Lab.existing(lab.layout.root)
         second = f"{root}/split-rs3.yaml"
-        rs3 = _client(lab, "rs3", "node5", "node6")
-        _split(second, app, "rs3", rs3)
+        rs3 = _split(second, app, "rs3", lambda: _client(lab, "rs3", "node5", "node6"))
         assert app.follower.refresh().owners == {str(r): s for r, s in SECOND.items()}
         _clean_both(second, app, {"rs1": rs1, "rs3": rs3}, SECOND)
     finally:
