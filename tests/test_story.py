@@ -164,7 +164,10 @@ def test_split_grow_and_split_again_by_4_under_a_live_app(fresh_lab: Lab) -> Non
         lab = Lab.existing(lab.layout.root)
         second = f"{root}/split-rs3.yaml"
         rs3 = _split(second, app, "rs3", lambda: _client(lab, "rs3", "node5", "node6"))
-        assert app.follower.refresh().owners == {str(r): s for r, s in SECOND.items()}
+        published = app.follower.refresh()
+        assert published.owners == {str(r): s for r, s in SECOND.items()}
+        # Its epochs continue the first split's (final at 2 on rs1 and rs2): split 3, switched 4.
+        assert published.epoch == 4 and rs2.splitter.routing.find_one()["epoch"] == 2
         _clean_both(second, app, {"rs1": rs1, "rs3": rs3}, SECOND)
     finally:
         app.stop()
