@@ -103,6 +103,19 @@ SWITCH = ["publish split e1", "publish switching e1 fenced", "raise history", "f
           "publish switched e2", "start rs2-to-rs1-e2", "verify rs1 rs2", "restore history"]
 
 
+def test_a_second_split_continues_the_published_epochs(tmp_path: Path) -> None:
+    """The source was split before (final at epoch 2): this split publishes e3, switches at e4."""
+    state = RunState()
+    cluster = FakeCluster(state)
+    cluster.published_epoch = lambda: 2  # type: ignore[method-assign]
+    protocol = CutoverProtocol(_ctx(tmp_path, state), cluster)
+    protocol.start()
+    protocol.resume()
+    assert [c for c in cluster.calls if c.startswith("publish")] == [
+        "publish split e3", "publish switching e3 fenced", "publish switched e4"]
+    assert state.cutover.epoch == 4
+
+
 def test_a_switch_runs_the_phases_in_order(tmp_path: Path) -> None:
     state = RunState()
     cluster = FakeCluster(state)

@@ -156,3 +156,17 @@ def grow(lab_dir: Path, set_name: str, count: int, no_run: bool) -> None:
         return
     run_grow(open_grow_session(path, dry_run=False, events=console_bus()))
     console.print(f"{set_name} grew by {', '.join(grown.layout.extra[-count:])}")
+
+
+@lab.command("split-again")
+@dir_option
+@click.option("--set", "set_name", default="rs1", show_default=True, help="The grown set to split again.")
+@click.option("--target", default="rs3", show_default=True, help="The new set's name.")
+def split_again(lab_dir: Path, set_name: str, target: str) -> None:
+    """Write DIR/split-TARGET.yaml: a second split of a set an earlier split left and `lab grow` grew (its
+    original nodes and arbiter stay, the grown nodes become TARGET with a new arbiter, the modulus doubles)."""
+    from splitter.lab.growth import write_second_split
+
+    _lab, path = write_second_split(Lab.existing(lab_dir, progress=console_bus().progress), set_name, target)
+    console.print(f"second split config: {path}")
+    console.print(f"next: splitter run -c {path}")

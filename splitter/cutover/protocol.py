@@ -114,6 +114,9 @@ class CutoverProtocol:
     def start(self) -> None:
         """Record and publish the routing of the split (the source owns the moving half until the switch)."""
         if self.ctx.state.cutover is None:
+            # A second split of a set continues the epochs the first one published there (an application follows
+            # the highest epoch: one that started again at 1 would be ignored, its fence unseen).
+            self.cutover = CutoverRecord(state="split", epoch=self.actions.published_epoch() + 1, owner=self.source)
             self._save(self.cutover)
         if self.cutover.state == "split":
             self.actions.publish(self._doc("split", self.source, self.cutover.epoch, False, ()))

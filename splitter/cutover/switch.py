@@ -48,6 +48,7 @@ class SwitchActions:
 
     def checkpoint(self, cutover: CutoverRecord) -> None: ...
     def current(self) -> CutoverRecord | None: return None
+    def published_epoch(self) -> int: return 0
     def publish(self, doc: RoutingDocument) -> None: ...
     def fence(self, set_name: str) -> None: ...
     def lift(self, set_name: str) -> None: ...
@@ -88,6 +89,12 @@ class RealSwitch(SwitchActions):
         """Run a cluster action of the switch, retrying what is transient (an election, a write-concern timeout
         while a member catches up): a run that gives up here leaves the half fenced, so it tries for minutes."""
         return retrying(what, events=self.ctx.events, attempts=SWITCH_ATTEMPTS, wait_max=30.0)(action)
+
+    def published_epoch(self) -> int:
+        """The epoch an earlier split published on the source (0: none); this split's epochs continue after it."""
+        coll = self.client(self.ctx.source_name)[DATABASE][COLLECTION]
+        doc = self._retried("reading the published routing", lambda: coll.find_one({"_id": DOCUMENT_ID}, {"epoch": 1}))
+        return int(doc["epoch"]) if doc else 0
 
     def publish(self, doc: RoutingDocument) -> None:
         for set_name in (self.ctx.source_name, self.ctx.target_name):
