@@ -50,8 +50,8 @@ def _keep_logs(lab: Lab, name: str) -> None:
 # worker, `--durations=0`, full suite on 2 cores, 2026-12-01), so the scenarios start at once and the quick tests
 # fill the gaps. (`--dist loadgroup` cannot do this here: pytest 9 ignores the nodeid suffix it relies on.)
 FILE_COST: dict[str, float] = {
-    "test_netns_faults_catchup.py": 1700, "test_netns_faults_steps.py": 1500, "test_story.py": 1400,
-    "test_split_e2e.py": 1300, "test_cutover.py": 1200, "test_cutover_race.py": 1000, "test_cleanup.py": 1000,
+    "test_netns_faults_catchup.py": 1700, "test_netns_faults_steps.py": 1500, "test_story.py": 1700,
+    "test_split_e2e.py": 450, "test_cutover.py": 1200, "test_cutover_race.py": 1000, "test_cleanup.py": 1000,
     "test_catchup_worker.py": 900, "test_split_sigkill.py": 800, "test_failures.py": 800,
     "test_cutover_reverse.py": 800, "test_bad_input.py": 800, "test_production_wheel.py": 700, "test_demo.py": 700,
     "test_grow.py": 700, "test_cleanup_interlock.py": 600, "test_grow_bad_input.py": 550, "test_auth.py": 500,
