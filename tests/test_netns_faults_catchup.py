@@ -4,7 +4,8 @@
 - rs2's primary partitioned from the orchestrator -> bounded retries: the run either keeps waiting or stops
   with a clear error naming rs2; after heal the catch-up applies again (a stopped run is started again);
 - the orchestrator SIGKILLed during such a partition, rerun after heal -> the catch-up resumes;
-- rs1's primary host (node1) lost -> rs1 elects node2 with arbiter1, the catch-up resumes from its token;
+- rs1's primary host (node1) lost -> rs1 elects node2 with arbiter1, the run keeps waiting; once node1 is back
+  (the majority commit point moves again) the catch-up resumes from its token;
 then the cutover completes: topology from each host, halves, 0 lost acknowledged writes.
 """
 
@@ -119,12 +120,16 @@ def test_rs1_primary_host_lost_during_the_catch_up(netns_lab: Lab) -> None:
     assert killed and netns_lab.plan.namespace_pids("node1") == []
     wait_until("node2 to become rs1's primary", lambda: _hello(netns_lab, "node2").get("isWritablePrimary"),
                timeout=120, interval=1)
+    # rs1 is node2 + arbiter1 now: writes are taken but not majority-committed (w: majority, the set's default,
+    # waits), and the change stream only returns committed writes. The run keeps waiting at the gate meanwhile.
     before = applied(config)
+    assert run.proc.poll() is None, run.output()
+    assert status(config).get("waiting_gate") == "deploy-client-v2"
+    faults.restore("node1")  # the machine comes back; it rejoins rs1 as a secondary and the commit point moves
+    wait_until("node1 to rejoin rs1", lambda: _hello(netns_lab, "node1").get("secondary"), timeout=180, interval=1)
     wait_applied_beyond(config, 10, timeout=300)  # resumed from its token against the new primary
     assert applied(config) > before and run.proc.poll() is None, run.output()
     assert status(config).get("waiting_gate") == "deploy-client-v2"
-    faults.restore("node1")  # the machine comes back; it rejoins rs1 as a secondary
-    wait_until("node1 to rejoin rs1", lambda: _hello(netns_lab, "node1").get("secondary"), timeout=180, interval=1)
 
 
 def test_the_cutover_after_the_faults_loses_nothing(netns_lab: Lab) -> None:
