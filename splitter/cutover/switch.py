@@ -111,6 +111,7 @@ class RealSwitch(SwitchActions):
 
         cutover = self.ctx.state.cutover
         assert cutover is not None
+        # Each attempt re-reads the fences: a retry must see the collections the attempt before already fenced.
         self._retried(f"the fence on {set_name}", lambda: fence.put_up(
             self.client(set_name), set_name, self.ctx.config.routing, self.ctx.target_name,
             self.ctx.state.cutover.fences if self.ctx.state.cutover else (), record))
