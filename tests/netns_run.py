@@ -13,8 +13,8 @@ from splitter.lab.lab import Lab
 from splitter.lab.layout import ARBITERS, DATA_NODES
 from splitter.store.catchup_position import PositionStore
 from splitter.waiting import wait_until
-from tests.cutover_driver import Run, app_for, wait_switch
-from tests.helpers import Writer, half_snapshot, rs1_client, rs2_client, run_cli
+from tests.cutover_driver import Run, app_for, confirm, finish, wait_switch
+from tests.helpers import Writer, half_snapshot, rs1_client, rs2_client
 
 
 # The tests poll these every second for minutes: they read the state directory the run writes (a `splitter status`
@@ -46,11 +46,6 @@ def wait_applied_beyond(config: str, more: int, timeout: float = 300) -> int:
     return applied(config)
 
 
-def confirm(config: str, gate: str) -> None:
-    result = run_cli("confirm", "-c", config, gate)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def finish_cutover(lab: Lab, run: Run, writer: Writer) -> None:
     """Client v2 replaces the old client at the deploy-client-v2 gate: the lab application (it follows the
     published routing, writes both halves through the fence and the switch) starts, the old writer stops, the gate
@@ -61,11 +56,8 @@ def finish_cutover(lab: Lab, run: Run, writer: Writer) -> None:
     try:
         writer.stop()
         confirm(config, "deploy-client-v2")
-        wait_switch(lab, "verified", 2)
-        assert run.proc.poll() is None, run.output()
-        finalized = run_cli("finalize", "-c", config)
-        assert finalized.returncode == 0, finalized.stdout + finalized.stderr
-        assert run.wait() == 0, run.output()
+        wait_switch(lab, "verified", 2, run)
+        finish(lab, run)
     finally:
         app.stop()
         writer.stop()
