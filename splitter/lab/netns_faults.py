@@ -123,6 +123,8 @@ class Faults:
             deadline = time.monotonic() + 10
             while self.lab.sshd_pid(host) and time.monotonic() < deadline:
                 time.sleep(0.05)
+        # An open connection master (ControlPersist) would keep reaching the host without its listener.
+        self.lab.ssh.stop_masters()
 
     def start_ssh(self, host: str) -> None:
         self._check(host)

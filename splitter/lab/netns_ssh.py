@@ -85,7 +85,10 @@ class LabSsh:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv and Path(argv[0].decode(errors="replace")).name == "ssh" and any(marker in a for a in argv):
+            # A master renames itself "ssh: CONTROLPATH [mux]" once it forks, so its argv is that one title.
+            title = f"ssh: {self.control_path_prefix}".encode()
+            if argv and (argv[0].startswith(title) or (Path(argv[0].decode(errors="replace")).name == "ssh"
+                                                       and any(marker in a for a in argv))):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(entry.name), signal.SIGTERM)
                     stopped.append(int(entry.name))
