@@ -1,14 +1,15 @@
 """The saturating-writer scenario of bench_catchup.py (issue 15): a bulk writer on rs1 as fast as rs1 takes it,
 the catch-up into rs2 beside rs1's own secondary (node2, which replays every write: the physical anchor).
 
-4 writer threads, `insert_many` of 200 documents (keys of both halves), `w: majority`, for --saturate-seconds,
-into a collection of its own. At the moment the writer stops: the share of rs2's half already on rs2 and the
-share of all writes already on node2; then how long each needs to have everything.
-"""
+4 writer threads, `insert_many` of 200 documents (keys of both halves), `w: majority`, for --saturate-seconds, into a
+collection of its own, from a process of their own (as the application's). At the moment the writer stops: the share
+of rs2's half already on rs2 and the share of all writes already on node2; then how long each needs to have
+everything."""
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import threading
 import time
 from typing import Any
@@ -23,41 +24,64 @@ BATCH = 200
 
 
 class BulkWriter:
-    """`threads` threads of insert_many(200) on rs1; counts acknowledged documents per half."""
+    """`threads` threads of insert_many(200) on rs1, in a process of their own (as an application is: the
+    catch-up's Python does not share its interpreter with the writer's); counts acknowledged documents."""
 
-    def __init__(self, client: Any, db: str, key: str, threads: int = 4) -> None:
-        self.coll = client[db].get_collection(COLL, write_concern=WriteConcern("majority"))
-        self.key, self.threads = key, threads
-        self.written = self.written_odd = 0
+    def __init__(self, uri: str, db: str, key: str, threads: int = 4) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.threads = threads
+        self._written = ctx.Value("q", 0)
+        self._stop = ctx.Event()
+        self._errors: Any = ctx.Queue()
+        self._process = ctx.Process(target=_write, args=(uri, db, key, threads, self._written, self._stop,
+                                                          self._errors), daemon=True)
         self.errors: list[str] = []
-        self._ids = itertools.count()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
 
-    def _loop(self) -> None:
-        pad = "x" * 64
-        while not self._stop.is_set():
-            with self._lock:
-                first = next(self._ids) * BATCH
-            docs = [{"_id": first + i, self.key: first + i, "pad": pad} for i in range(BATCH)]
-            try:
-                self.coll.insert_many(docs, ordered=False)
-            except Exception as exc:  # counted, the run goes on
-                self.errors.append(str(exc)[:200])
-                continue
-            with self._lock:
-                self.written += BATCH
-                self.written_odd += BATCH // 2
+    @property
+    def written(self) -> int:
+        return int(self._written.value)
+
+    @property
+    def written_odd(self) -> int:
+        return self.written // 2  # every batch holds BATCH consecutive keys: half of them odd
 
     def start(self) -> None:
-        for t in self._workers:
-            t.start()
+        self._process.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for t in self._workers:
-            t.join(60)
+        self._process.join(60)
+        while not self._errors.empty():
+            self.errors.append(self._errors.get())
+
+
+def _write(uri: str, db: str, key: str, threads: int, written: Any, stop: Any, errors: Any) -> None:
+    """The writer process: `threads` threads of insert_many(BATCH), w: majority, until `stop`."""
+    client: MongoClient = MongoClient(uri)
+    coll = client[db].get_collection(COLL, write_concern=WriteConcern("majority"))
+    ids = itertools.count()
+    lock = threading.Lock()
+    pad = "x" * 64
+
+    def loop() -> None:
+        while not stop.is_set():
+            with lock:
+                first = next(ids) * BATCH
+            docs = [{"_id": first + i, key: first + i, "pad": pad} for i in range(BATCH)]
+            try:
+                coll.insert_many(docs, ordered=False)
+            except Exception as exc:  # counted, the run goes on
+                errors.put(str(exc)[:200])
+                continue
+            with written.get_lock():
+                written.value += BATCH
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    client.close()
 
 
 def _count(client: MongoClient, db: str) -> int:
@@ -74,7 +98,7 @@ def _until(check: Any, timeout: float) -> float | None:
     return round(time.monotonic() - start, 2)
 
 
-def run_saturating(rs1: Any, rs2: Any, node2: MongoClient, db: str, key: str, make_worker: Any,
+def run_saturating(rs1: Any, rs1_uri: str, rs2: Any, node2: MongoClient, db: str, key: str, make_worker: Any,
                    seconds: float, threads: int, drain_timeout: float = 300.0) -> dict[str, Any]:
     """Returns the scenario's measurements; the worker comes from `make_worker()` (a fresh position)."""
     from splitter.catchup import BackgroundCatchUp
@@ -83,7 +107,7 @@ def run_saturating(rs1: Any, rs2: Any, node2: MongoClient, db: str, key: str, ma
     rs2[db].drop_collection(COLL)
     worker = make_worker()
     background = BackgroundCatchUp(worker).start()
-    writer = BulkWriter(rs1, db, key, threads)
+    writer = BulkWriter(rs1_uri, db, key, threads)
     log(f"saturating: {threads} threads of insert_many({BATCH}) w: majority for {seconds:.0f}s")
     start = time.monotonic()
     writer.start()

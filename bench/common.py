@@ -203,11 +203,14 @@ def lab_running(docs: int, port: int = BASE_PORT, label: str = "lab", attempts: 
         shutil.rmtree(root, ignore_errors=True)
 
 
+def set_uri(lab: Any, set_name: str, nodes: Sequence[str]) -> str:
+    return f"mongodb://{','.join(lab.layout.host(n).host for n in nodes)}/?replicaSet={set_name}"
+
+
 def set_client(lab: Any, set_name: str, nodes: Sequence[str], **options: Any) -> Any:
     from pymongo import MongoClient
 
-    seeds = ",".join(lab.layout.host(n).host for n in nodes)
-    return MongoClient(f"mongodb://{seeds}/?replicaSet={set_name}", serverSelectionTimeoutMS=30000, **options)
+    return MongoClient(set_uri(lab, set_name, nodes), serverSelectionTimeoutMS=30000, **options)
 
 
 def rs1_client(lab: Any, **options: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from bson import Int64, ObjectId, Timestamp
-from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import AutoReconnect, BulkWriteError, NotPrimaryError, OperationFailure
 
 from splitter.catchup.apply import (
@@ -60,7 +60,7 @@ def test_target_half_document_is_upserted(op: str) -> None:
     full = {"_id": 3, "user_id": 3, "name": "c"}
     tr = run(doc_event(op, 3, full))
     assert tr.outcome == "applied" and tr.namespace == ("app", "users")
-    assert tr.writes == [ReplaceOne({"_id": 3}, full, upsert=True)]
+    assert tr.writes == [InsertOne(full) if op == "insert" else ReplaceOne({"_id": 3}, full, upsert=True)]
 
 
 def test_update_applies_its_description_to_the_target_half_copy() -> None:
@@ -72,7 +72,7 @@ def test_update_applies_its_description_to_the_target_half_copy() -> None:
 
 def test_int64_key_counts_as_integer() -> None:
     full = {"_id": ObjectId(), "user_id": Int64(7)}
-    assert run(doc_event("insert", full["_id"], full)).writes == [ReplaceOne({"_id": full["_id"]}, full, upsert=True)]
+    assert run(doc_event("insert", full["_id"], full)).writes == [InsertOne(full)]
 
 
 def test_other_half_insert_is_skipped() -> None:
@@ -84,7 +84,7 @@ def test_other_half_insert_is_skipped() -> None:
     {"updateDescription": {"updatedFields": {"a.b": 1}, "disambiguatedPaths": {"a.b": ["a", "b"]}}}])
 def test_updates_the_description_cannot_express_ask_for_the_document(desc: dict[str, Any]) -> None:
     tr = run(doc_event("update", 3, None, **desc))
-    assert tr.writes == [] and tr.lookup == Lookup(3, "user_id")
+    assert tr.writes == [] and tr.lookup == Lookup(3, "user_id", Timestamp(100, 1))  # read at least as new
 
 
 def test_lookup_resolution() -> None:
@@ -122,7 +122,7 @@ def test_per_collection_and_per_database_keys() -> None:
     full = {"_id": 1, "owner": {"id": 11}, "user_id": 2}
     assert run(doc_event("insert", 1, full, coll="orders")).outcome == "applied"
     tr = run(doc_event("update", 1, None, coll="orders", **upd({"owner": {"id": 12}})))
-    assert tr.lookup == Lookup(1, "owner.id")
+    assert tr.lookup == Lookup(1, "owner.id", Timestamp(100, 1))
     tr = run(doc_event("update", 1, None, coll="orders", **upd({"user_id": 12})))
     assert tr.writes == [UpdateOne({"_id": 1, **ROUTING.half_filter("owner.id", "rs2")}, {"$set": {"user_id": 12}})]
     shop = event("insert", "carts", db="shop", documentKey={"_id": 1}, fullDocument={"_id": 1, "customer": 5})

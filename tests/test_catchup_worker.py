@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from bson import Timestamp
-from pymongo import MongoClient, UpdateOne
+from pymongo import InsertOne, MongoClient, UpdateOne
 from pymongo.errors import AutoReconnect, NotPrimaryError, ServerSelectionTimeoutError
 from pymongo.write_concern import WriteConcern
 
@@ -345,7 +345,9 @@ class FakeTarget:
         def get_collection(coll: str, **_options: Any) -> Any:
             def bulk_write(ops: list[Any], ordered: bool = True, bypass_document_validation: bool = False) -> Any:
                 self.writes.append((f"{db}.{coll}", list(ops)))
-                return SimpleNamespace(deleted_count=0, matched_count=0, upserted_count=len(ops))
+                inserted = sum(isinstance(op, InsertOne) for op in ops)
+                return SimpleNamespace(deleted_count=0, matched_count=0, upserted_count=len(ops) - inserted,
+                                       inserted_count=inserted)
             return SimpleNamespace(bulk_write=bulk_write)
 
         def command(doc: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +371,7 @@ def test_transient_errors_reopen_from_the_saved_position(tmp_path: Path) -> None
     assert sum("transient error" in m for m in messages) == 2
     assert source.watch_calls[0]["start_at_operation_time"] == Timestamp(100, 1)
     assert source.watch_calls[2]["resume_after"] == token(100, 2)  # the batch saved before the stream died
-    ids = [op._filter["_id"] for _, ops in target.writes for op in ops]
+    ids = [op._doc["_id"] if isinstance(op, InsertOne) else op._filter["_id"] for _, ops in target.writes for op in ops]
     assert ids == [0, 1, 2, 3, 4] and stats.events == 5 and stats.applied == 5
     assert target.barriers == len(target.writes)  # a majority barrier after every batch, before its save
     # Drained as soon as everything up to rs1's last write (100, 5) is applied, even with events still coming.

@@ -1,8 +1,9 @@
 """Parallel apply of one batch of translated events to the target, then a `w: majority` barrier.
 
-Touches: the target set (ordered bulk writes, `w: 1`, one thread per partition; one no-op update with
-`w: majority` per batch; deletes of stale other-half copies that block a unique index before the switch) and
-reads of the source by `_id` (majority read concern) for updates whose key may have moved.
+Touches: the target set (runs of inserts unordered, everything else in ordered bulk writes, `w: 1`, one thread per
+partition; one no-op update with `w: majority` per batch; deletes of stale other-half copies that block a unique
+index before the switch) and reads of the source by `_id` (majority read concern) for updates whose key may have
+moved.
 
 Events are partitioned by a hash of their `_id`, so every document's events are applied in stream order by one
 thread; documents are independent of each other except through unique secondary indexes, whose transient
@@ -21,9 +22,8 @@ from typing import Any
 
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import RawBSONDocument
-from pymongo import DeleteOne, MongoClient
+from pymongo import DeleteOne, InsertOne, MongoClient, ReplaceOne
 from pymongo.errors import AutoReconnect, BulkWriteError
-from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from splitter.catchup.apply import Lookup, Translation, WriteOp, get_path, resolve_lookup
@@ -49,9 +49,9 @@ class _Deferred(Exception):
     """A duplicate key held by a document of the target's own half: another partition may not have applied the
     event that frees the value yet; the rest of this partition is retried after the others."""
 
-    def __init__(self, remaining: list[tuple[tuple[str, str], list[WriteOp]]]) -> None:
+    def __init__(self, remaining: list[tuple[tuple[str, str], list[WriteOp]]], error: Mapping[str, Any]) -> None:
         super().__init__("deferred")
-        self.remaining = remaining
+        self.remaining, self.error = remaining, error
 
 
 class Applier:
@@ -115,49 +115,90 @@ class Applier:
         self._write(grouped, result, defer=True)
 
     def _resolve(self, ns: tuple[str, str], lookup: Lookup, result: BatchResult) -> list[WriteOp]:
-        coll = self.source[ns[0]].get_collection(ns[1], codec_options=RAW, read_concern=ReadConcern("majority"))
-        outcome, writes = resolve_lookup(coll.find_one({"_id": lookup._id}), lookup, self.routing, self.target_set,
+        outcome, writes = resolve_lookup(self._read_source(ns, lookup), lookup, self.routing, self.target_set,
                                          self.before_switch)
         result.counts["lookups"] += 1
         if outcome == "unclaimed":
             result.counts["unclaimed"] += 1
         return writes
 
+    def _read_source(self, ns: tuple[str, str], lookup: Lookup) -> RawBSONDocument | None:
+        """The source's current document, majority-committed and at least as new as the event (afterClusterTime:
+        right after an election on the source, its new primary's majority snapshot can be older than an event
+        the old one already returned, and a key move read from before the move would delete the document)."""
+        read_concern: dict[str, Any] = {"level": "majority"}
+        if lookup.at is not None:
+            read_concern["afterClusterTime"] = lookup.at
+        reply = self.source[ns[0]].command({"find": ns[1], "filter": {"_id": lookup._id}, "limit": 1,
+                                            "singleBatch": True, "readConcern": read_concern}, codec_options=RAW)
+        batch = reply["cursor"]["firstBatch"]
+        return batch[0] if batch else None
+
     def _write(self, grouped: list[tuple[tuple[str, str], list[WriteOp]]], result: BatchResult, defer: bool) -> None:
         for i, (ns, ops) in enumerate(grouped):
             coll = self.target[ns[0]].get_collection(ns[1], write_concern=W1, codec_options=RAW)
             while ops:
+                inserts = _leading_inserts(ops)
+                if inserts:  # failed inserts come back as replaces, applied next in order
+                    ops = self._insert_run(coll, inserts, result) + ops[len(inserts):]
+                    continue
                 try:
-                    res = coll.bulk_write(ops, ordered=True, bypass_document_validation=self.bypass_validation)
-                    result.counts["deleted"] += res.deleted_count
-                    # Documents of the target's half written (other halves' updates match nothing): the drain's
-                    # quiet period watches these, not the other half's traffic.
-                    result.counts["target_writes"] += res.matched_count + res.upserted_count
-                    break
-                except BulkWriteError as exc:
-                    details = exc.details or {}
-                    result.counts["deleted"] += details.get("nRemoved", 0)
-                    error = (details.get("writeErrors") or [{}])[0]
-                    result.counts["target_writes"] += details.get("nMatched", 0) + details.get("nUpserted", 0)
-                    at = error.get("index", 0)
-                    fallback = self._fallbacks.get(id(ops[at]))
-                    if error.get("code") != DUPLICATE_KEY and fallback is not None and not details.get(
-                            "writeConcernErrors"):
-                        # The description does not fit the target's copy (a replay onto a later state after a
-                        # crash): take the source's current document instead, as updateLookup would.
-                        ops = self._resolve(ns, fallback, result) + ops[at + 1:]
-                        result.counts["fallbacks"] += 1
-                        continue
-                    if error.get("code") != DUPLICATE_KEY or details.get("writeConcernErrors"):
-                        raise
-                    if not self._free_duplicate(coll, ns, error, result):
-                        if defer:
-                            raise _Deferred([(ns, ops[at:]), *grouped[i + 1:]]) from exc
-                        raise OperationalError(
-                            f"catch-up into {self.target_set}: {ns[0]}.{ns[1]}: duplicate key "
-                            f"{dict(error.get('keyValue') or {})} held by a document of {self.target_set}'s own "
-                            f"half: {error.get('errmsg')}") from exc
-                    ops = ops[at:]
+                    ops = ops[self._ordered(coll, ns, ops, result):]
+                except _Deferred as later:
+                    if defer:
+                        raise _Deferred([(ns, later.remaining[0][1]), *grouped[i + 1:]], later.error) from later
+                    raise OperationalError(
+                        f"catch-up into {self.target_set}: {ns[0]}.{ns[1]}: duplicate key "
+                        f"{dict(later.error.get('keyValue') or {})} held by a document of {self.target_set}'s own "
+                        f"half: {later.error.get('errmsg')}") from later
+
+    def _insert_run(self, coll: Any, inserts: list[InsertOne], result: BatchResult) -> list[WriteOp]:
+        """Insert unordered; returns the inserts that failed on a duplicate key as replaces (upserts), in order:
+        a duplicate `_id` is a replay of this insert (the replace is what it means), another unique index goes
+        the ordered way below (stale holders, deferral)."""
+        try:
+            res = coll.bulk_write(inserts, ordered=False, bypass_document_validation=self.bypass_validation)
+            result.counts["target_writes"] += res.inserted_count
+            return []
+        except BulkWriteError as exc:
+            details = exc.details or {}
+            errors = details.get("writeErrors") or []
+            result.counts["target_writes"] += details.get("nInserted", 0)
+            if details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            failed = sorted(e["index"] for e in errors)
+            result.counts["insert_replays"] += len(failed)
+            return [_as_replace(inserts[at]) for at in failed]
+
+    def _ordered(self, coll: Any, ns: tuple[str, str], ops: list[WriteOp], result: BatchResult) -> int:
+        """Apply `ops` in order up to the next run of inserts; returns how many were applied (or freed to be
+        retried). Raises _Deferred for a duplicate held by the target's own half."""
+        upto = next((n for n, op in enumerate(ops) if isinstance(op, InsertOne)), len(ops))
+        try:
+            res = coll.bulk_write(ops[:upto], ordered=True, bypass_document_validation=self.bypass_validation)
+            result.counts["deleted"] += res.deleted_count
+            # Documents of the target's half written (other halves' updates match nothing): the drain's quiet
+            # period watches these, not the other half's traffic.
+            result.counts["target_writes"] += res.matched_count + res.upserted_count
+            return upto
+        except BulkWriteError as exc:
+            details = exc.details or {}
+            result.counts["deleted"] += details.get("nRemoved", 0)
+            error = (details.get("writeErrors") or [{}])[0]
+            result.counts["target_writes"] += details.get("nMatched", 0) + details.get("nUpserted", 0)
+            at = error.get("index", 0)
+            fallback = self._fallbacks.get(id(ops[at]))
+            if error.get("code") != DUPLICATE_KEY and fallback is not None and not details.get("writeConcernErrors"):
+                # The description does not fit the target's copy (a replay onto a later state after a crash):
+                # take the source's current document instead, as updateLookup would.
+                ops[at:at + 1] = self._resolve(ns, fallback, result)
+                result.counts["fallbacks"] += 1
+                return at
+            if error.get("code") != DUPLICATE_KEY or details.get("writeConcernErrors"):
+                raise
+            if not self._free_duplicate(coll, ns, error, result):
+                raise _Deferred([(ns, ops[at:])], error) from exc
+            return at
 
     def _free_duplicate(self, coll: Any, ns: tuple[str, str], error: Mapping[str, Any], result: BatchResult) -> bool:
         """Delete the target's copy that holds the duplicate value if it is a stale copy of another half (safe
@@ -197,6 +238,20 @@ class Applier:
             self._election_id = election
             raise AutoReconnect("the target's primary changed during the batch; re-applying from the saved position")
         self._election_id = election or self._election_id
+
+
+def _leading_inserts(ops: list[WriteOp]) -> list[InsertOne]:
+    run: list[InsertOne] = []
+    for op in ops:
+        if not isinstance(op, InsertOne):
+            break
+        run.append(op)
+    return run
+
+
+def _as_replace(op: InsertOne) -> ReplaceOne:
+    doc = op._doc
+    return ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
 
 
 def partition_hash(event: Mapping[str, Any]) -> int:

@@ -2,7 +2,8 @@
 
 No I/O here. Events may be dicts or `RawBSONDocument`s (the worker reads raw BSON: documents are written back
 byte for byte, see issue 14 item 8). The rules (see `translate`):
-- insert / replace: the document's key routes to the target -> ReplaceOne(_id, doc, upsert) ("applied");
+- insert / replace: the document's key routes to the target -> InsertOne(doc) / ReplaceOne(_id, doc, upsert)
+  ("applied"); an insert is the fast path, and the applier turns a duplicate `_id` (a replay) into the replace;
   it routes elsewhere -> DeleteOne(_id) for a replace (the key may have just moved out), nothing for an insert;
   no set claims it (missing / non-integer key) -> never written; "unclaimed".
 - update (no `updateLookup`): the update description is applied to the target's copy *if that copy is in the
@@ -16,8 +17,9 @@ byte for byte, see issue 14 item 8). The rules (see `translate`):
   UnsupportedChange, unless the operator recorded `--skip-event` for it.
 - anything on a namespace that is not routed, create and the like -> ignored ("skipped"); modify (collMod)
   and create with options are ignored with a note for the operator.
-ReplaceOne(upsert), DeleteOne and $set/$unset of the description's final values are idempotent, which makes
-re-applying a batch after a crash converge.
+ReplaceOne(upsert), DeleteOne and $set/$unset of the description's final values are idempotent, and so is
+InsertOne as the applier runs it (insert, or replace on a duplicate `_id`), which makes re-applying a batch after
+a crash converge.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 
 from splitter.errors import OperationalError
 from splitter.routing import Routing
 
-WriteOp = ReplaceOne | DeleteOne | UpdateOne
+WriteOp = InsertOne | ReplaceOne | DeleteOne | UpdateOne
 Outcome = Literal["applied", "skipped", "unclaimed", "index", "ddl"]
 
 DOCUMENT_EVENTS = ("insert", "replace", "update")
@@ -74,6 +76,7 @@ class Lookup:
 
     _id: Any
     key: str
+    at: Any = None  # the event's clusterTime: the read must see at least this (a Timestamp; None in unit tests)
 
 
 @dataclass
@@ -189,22 +192,26 @@ _SKIP_HINT = ("repeat the change on the target by hand, then record it with `spl
 def _document(event: Mapping[str, Any], routing: Routing, target_set: str, db: str, coll: str,
               key: str, before_switch: bool) -> Translation:
     op = event["operationType"]
+    if op == "insert":  # the hot path under a bulk writer: the document carries its `_id`, no key is read twice
+        doc = event.get("fullDocument")
+        owner = routing.owner(get_path(doc, key)) if doc is not None else None
+        if owner == target_set:
+            return Translation(db, coll, "applied", [InsertOne(doc)])
+        return Translation(db, coll, "unclaimed" if owner is None else "skipped")
     _id = event["documentKey"]["_id"]
     if op == "update":
         desc = event.get("updateDescription") or {}
         if _needs_lookup(desc, key):
-            return Translation(db, coll, "applied", lookup=Lookup(_id, key))
+            return Translation(db, coll, "applied", lookup=Lookup(_id, key, event.get("clusterTime")))
         return Translation(db, coll, "applied", update_ops(_id, key, routing.half_filter(key, target_set), desc),
-                           fallback=Lookup(_id, key))
+                           fallback=Lookup(_id, key, event.get("clusterTime")))
     doc = event.get("fullDocument")
     owner = routing.owner(get_path(doc, key)) if doc is not None else None
     if doc is not None and owner == target_set:
         return Translation(db, coll, "applied", [ReplaceOne({"_id": _id}, doc, upsert=True)])
-    # The document is not the target's. A replace may have just moved it out of the target's half.
-    writes: list[WriteOp] = [delete_op(_id, key, routing, target_set, before_switch)] if op == "replace" else []
-    if owner is None:
-        return Translation(db, coll, "unclaimed", writes)
-    return Translation(db, coll, "applied" if writes else "skipped", writes)
+    # The document is not the target's: the replace may have just moved it out of the target's half.
+    writes: list[WriteOp] = [delete_op(_id, key, routing, target_set, before_switch)]
+    return Translation(db, coll, "unclaimed" if owner is None else "applied", writes)
 
 
 def _index(event: Mapping[str, Any], db: str, coll: str) -> Translation:
