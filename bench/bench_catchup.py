@@ -190,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             rs1[DB].get_collection(COLL, write_concern=WriteConcern("majority")).create_index(KEY)
             rs2[DB].get_collection(COLL, write_concern=WriteConcern("majority")).create_index(KEY)
             routing = Routing(modulus=2, remainders={"rs1": 0, "rs2": 1}, default_key=KEY, databases={DB: KEY})
-            start_after = last_write_ts(rs1)
+            follow_from: list[Any] = []  # phases 1-3 start after phase 4's writes (set below)
 
             def worker() -> Any:
-                return CatchUpWorker(source, rs2, routing, "rs2", state, start_after, threads=args.catchup_threads,
-                                     progress=lambda m: log(f"catch-up: {m}"))
+                return CatchUpWorker(source, rs2, routing, "rs2", state, follow_from[0],
+                                     threads=args.catchup_threads, progress=lambda m: log(f"catch-up: {m}"))
 
             node2 = stack.enter_context(MongoClient(lab.layout.host("node2").host, directConnection=True,
                                                     readPreference="secondaryPreferred"))
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only_saturating:
                     return
 
+            follow_from.append(last_write_ts(rs1))
             writer = MixedWriter(rs1)
             # 1. follow
             log(f"follow: writer and catch-up together for {args.follow_seconds:.0f}s")
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         result.row("catch-up while following the writer, events/s", follow["apply_events_per_s"],
                    follow["write_events_per_s"], "events/s", baseline_name="writer's events/s (same time)",
                    note=f"lag p50 {_n(follow['lag']['events_p50'])} / max {_n(follow['lag']['events_max'])} events, "
-                        f"p50 {_n(follow['lag']['seconds_p50'])} / max {_n(follow['lag']['seconds_max'])} s")
+                        f"p50 {_n(follow['lag']['seconds_p50'])} / max {_n(follow['lag']['seconds_max'])} s; the "
+                        "worker never sees rs1's own inserts (filtered on the server), so keeping up reads ~0.7 here")
         result.row("catch-up lag p99 while following a single-document writer, s", follow["lag"]["seconds_p99"],
                    follow["lag"]["node2_seconds_p99"], "s", baseline_name="rs1's secondary node2, same samples",
                    note=f"target <= 1 s; whole seconds of oplog time, sampled every second "

@@ -297,3 +297,21 @@ def test_rates_estimate_the_drain_from_the_source_rate(monkeypatch: pytest.Monke
     assert second["source_rate_per_second"] == 1000.0 and second["drain_estimate_seconds"] == round(2000 / 1300, 1)
     assert second["keeping_up"] is True
     assert "drains in ~1.5s" in rates.Rates.describe(second)
+
+
+def test_a_filtered_stream_s_inserts_are_taken_as_the_server_matched_them() -> None:
+    """The worker's stream matches rs2's inserts on the server (`source_filter`, the half filter verify and cleanup
+    use): such an insert is written without a second look at its key; unfiltered, the key is still checked."""
+    asked: list[tuple[str, str]] = []
+
+    def routed_of(db: str, coll: str) -> Any:
+        asked.append((db, coll))
+        return ROUTING.routed(db, coll)
+
+    full = {"_id": 4, "user_id": 4}
+    filtered = translate(doc_event("insert", 4, full), ROUTING, "rs2", routed_of=routed_of, inserts_filtered=True)
+    assert filtered.writes == [InsertOne(full)] and asked == [("app", "users")]
+    assert run(doc_event("insert", 4, full)).outcome == "skipped"
+    excluded = translate(doc_event("insert", 5, {"_id": 5, "user_id": 5}, coll="system.views"), ROUTING, "rs2",
+                         inserts_filtered=True)
+    assert excluded.outcome == "skipped" and excluded.writes == []  # not routed: never written

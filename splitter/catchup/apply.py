@@ -24,14 +24,15 @@ a crash converge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 
 from splitter.errors import OperationalError
-from splitter.routing import Routing
+from splitter.routing import RoutedCollection, Routing
 
 WriteOp = InsertOne | ReplaceOne | DeleteOne | UpdateOne
 Outcome = Literal["applied", "skipped", "unclaimed", "index", "ddl"]
@@ -96,6 +97,12 @@ class Translation:
     @property
     def namespace(self) -> tuple[str, str]:
         return self.database, self.collection
+
+
+def _plain(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A raw event's top level as a dict: each lookup in a RawBSONDocument goes through its lazy decoding (a
+    dozen lookups per event made that a good part of the catch-up's time); nested documents stay raw."""
+    return dict(doc.items()) if isinstance(doc, RawBSONDocument) else doc
 
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
@@ -234,17 +241,25 @@ def is_fence_change(event: Mapping[str, Any]) -> bool:
     return isinstance(validator, Mapping) and list(validator) == ["$nor"] and len(validator["$nor"]) == 1
 
 
-def translate(event: Mapping[str, Any], routing: Routing, target_set: str, before_switch: bool = True) -> Translation:
+def translate(event: Mapping[str, Any], routing: Routing, target_set: str, before_switch: bool = True, *,
+              routed_of: Callable[[str, str], RoutedCollection | None] | None = None,
+              inserts_filtered: bool = False) -> Translation:
     """Turn one change event from the source into the target set's writes; raises UnsupportedChange when it
-    cannot. `before_switch`: the target serves nothing yet, so its other-half copies may be deleted."""
+    cannot. `before_switch`: the target serves nothing yet, so its other-half copies may be deleted.
+    `routed_of`: routing.routed, memoized by the caller (asked once per event). `inserts_filtered`: the stream's
+    own `$match` (`source_filter`) let through only inserts of the target's half, by the same server-side half
+    filter verify and cleanup use, so an insert needs no second look at its key."""
+    event = _plain(event)
     op = event["operationType"]
-    ns = event.get("ns") or {}
+    ns = _plain(event.get("ns") or {})
     db, coll = ns.get("db", ""), ns.get("coll", "")
     if op in DDL_EVENTS:
         return _ddl(event, routing) or Translation(db, coll, "skipped")
-    routed = routing.routed(db, coll) if coll else None
+    routed = (routed_of or routing.routed)(db, coll) if coll else None
     if routed is None:
         return Translation(db, coll, "skipped")
+    if op == "insert" and inserts_filtered and event.get("fullDocument") is not None:
+        return Translation(db, coll, "applied", [InsertOne(event["fullDocument"])])
     if op in DOCUMENT_EVENTS:
         return _document(event, routing, target_set, db, coll, routed.key, before_switch)
     if op == "delete":

@@ -10,6 +10,7 @@ saved position is never ahead of the target's majority commit point.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from splitter.catchup.applier import RAW, Applier, BatchResult, partition_hash
 from splitter.catchup.apply import Translation, UnsupportedChange, source_filter, translate
 from splitter.catchup.ddl import apply_ddl, apply_index
+from splitter.catchup.prefetch import Prefetcher
 from splitter.catchup.rates import Rates
 from splitter.catchup.source import (
     fmt_ts,
@@ -54,16 +56,6 @@ def _token(stream: ChangeStream) -> Mapping[str, Any] | None:
     cost per event under a bulk writer; a token is never changed once received, so a reference is enough."""
     token = getattr(stream, "_resume_token", None) if isinstance(stream, ChangeStream) else None
     return token if token is not None else stream.resume_token
-
-
-@dataclass
-class _Batch:
-    """A batch handed to the appliers, and what its position save will record once it has landed."""
-
-    future: Future[BatchResult]
-    token: dict[str, Any] | None
-    counts: Counter[str]
-    event_time: Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +95,8 @@ class CatchUpWorker:
         self._applier = Applier(source, target, routing, target_set, threads=threads,
                                 bypass_validation=bypass_validation, before_switch=before_switch,
                                 wtimeout_ms=wtimeout_ms)
+        self._routed_of = functools.lru_cache(maxsize=4096)(routing.routed)
+        self._inserts_filtered = isinstance(source, MongoClient)  # `_open` puts source_filter in the stream
         self._store = PositionStore(state_dir, self.stream)
         position = self._store.load()
         if position is None:
@@ -116,7 +110,7 @@ class CatchUpWorker:
         self._pending: list[tuple[int, Translation]] = []
         self._pending_counts: Counter[str] = Counter()
         self._pending_event_time: Timestamp | None = None
-        self._inflight: _Batch | None = None
+        self._inflight: Future[BatchResult] | None = None
         self.timing: Counter[str] = Counter()  # seconds by activity: where the time goes (bench, catchup events)
         self._dispatch = ThreadPoolExecutor(1, thread_name_prefix=f"catch-up-{target_set}-batches")
         self._failures = 0
@@ -206,34 +200,40 @@ class CatchUpWorker:
         self._pending_event_time = None
         try:
             with self._open() as stream:
-                while True:
-                    if stop_now():
-                        self._commit(_token(stream))
-                        return
-                    before = _token(stream)
-                    started = time.monotonic()
-                    change = stream.try_next()
-                    read = time.monotonic()
-                    self.timing["read"] += read - started
-                    if change is None:
-                        self._commit(_token(stream), idle=True)
-                        if done_when_idle():
-                            self._commit(_token(stream))  # the final position, unthrottled
-                            return
-                        continue
-                    self._handle(change, before)
-                    self.timing["translate"] += time.monotonic() - read
-                    if (len(self._pending) >= self.batch_size
-                            or time.monotonic() - self._last_save >= self.flush_seconds):
-                        self._commit(_token(stream), wait=False)
-                        # A busy source never lets the stream idle: check for "drained" after each batch too.
-                        if done_when_idle():
-                            return
+                reader = Prefetcher(stream, _token, chunk=min(self.batch_size, 500),
+                                    name=f"catch-up-{self.stream}-reader").start()
+                try:
+                    self._follow(reader, stop_now, done_when_idle)
+                finally:
+                    reader.stop()
         except PyMongoError:
             self._failures += 1
             raise
         finally:
             self._abandon()
+
+    def _follow(self, reader: Prefetcher, stop_now: Callable[[], bool], done_when_idle: Callable[[], bool]) -> None:
+        while True:
+            if stop_now():
+                self._commit(reader.token)
+                return
+            started = time.monotonic()
+            change, before, after = reader.next()
+            read = time.monotonic()
+            self.timing["read"] += read - started
+            if change is None:
+                self._commit(after, idle=True)
+                if done_when_idle():
+                    self._commit(after)  # the final position, unthrottled
+                    return
+                continue
+            self._handle(change, before)
+            self.timing["translate"] += time.monotonic() - read
+            if len(self._pending) >= self.batch_size or time.monotonic() - self._last_save >= self.flush_seconds:
+                self._commit(after, wait=False)
+                # A busy source never lets the stream idle: check for "drained" after each batch too.
+                if done_when_idle():
+                    return
 
     def _open(self) -> ChangeStream:
         position = self._position
@@ -260,7 +260,8 @@ class CatchUpWorker:
 
     def _handle(self, change: Mapping[str, Any], before: Mapping[str, Any] | None) -> None:
         try:
-            tr = translate(change, self.routing, self.target_set, self.before_switch)
+            tr = translate(change, self.routing, self.target_set, self.before_switch, routed_of=self._routed_of,
+                           inserts_filtered=self._inserts_filtered)
         except UnsupportedChange as exc:
             self._commit(before)  # everything before the unsupported change stays applied
             token = dict(change["_id"])
@@ -302,19 +303,27 @@ class CatchUpWorker:
         event_time, self._pending_event_time = self._pending_event_time, None
         token = dict(token) if token else None
         if batch:
-            self._inflight = _Batch(self._dispatch.submit(self._applier.apply, batch), token, counts, event_time)
+            self._inflight = self._dispatch.submit(self._apply_and_save, batch, token, counts, event_time)
             if wait:
                 self._land()
             return
         self._save(token, counts, None, event_time, idle)
 
+    def _apply_and_save(self, batch: list[tuple[int, Translation]], token: dict[str, Any] | None,
+                        counts: Counter[str], event_time: Timestamp | None) -> BatchResult:
+        """In the batch thread: apply, then save the position (a file write and its fsync, tens of ms under a
+        busy disk, which the stream's thread no longer waits for)."""
+        result = self._applier.apply(batch)
+        self._save(token, counts, result, event_time, idle=False)
+        return result
+
     def _land(self) -> None:
-        """Wait for the batch in flight (raising its error) and save its position."""
+        """Wait for the batch in flight (raising its error); its position is saved once it has landed."""
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return
         started = time.monotonic()
-        result = inflight.future.result()
+        result = inflight.result()
         self.timing["wait_for_appliers"] += time.monotonic() - started
         self.timing.update(result.timing)
         if result.counts["target_writes"]:
@@ -322,7 +331,6 @@ class CatchUpWorker:
         for note in result.notes:
             log.warning(note)
             self.progress(f"catch-up {self.target_set}: {note}")
-        self._save(inflight.token, inflight.counts, result, inflight.event_time, idle=False)
 
     def _abandon(self) -> None:
         """After a failure: let the batch in flight finish (its writes must not overlap the re-applied ones) and
