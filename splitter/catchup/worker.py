@@ -1,11 +1,11 @@
 """CatchUpWorker: replays the target set's half of everything written to rs1 after the split optime.
 
-Touches: a change stream on the source over the routed databases, raw BSON, with the target's half filtered
-in its own `$match` where the event allows it (plus reads of local.oplog.rs for the oplog window, the lag and the
-source's rate, and reads by `_id` for key moves); on the target, batches applied by `threads` appliers
-partitioned by `_id` (`w: 1`), then a `w: majority` barrier (`applier.py`), index and namespace changes
-(`ddl.py`); and the position file `catchup-<stream>.json` in the state dir, saved after each barrier, so the
-saved position is never ahead of the target's majority commit point.
+Touches: a change stream on the source over the routed databases, raw BSON, read ahead in a thread of its own
+(`prefetch.py`), with the target's half filtered in its own `$match` where the event allows it (plus reads of
+local.oplog.rs for the oplog window, the lag and the source's rate, and reads by `_id` for key moves); on the
+target, batches applied by `threads` appliers partitioned by `_id` (`w: 1`), then a `w: majority` barrier
+(`applier.py`), index and namespace changes (`ddl.py`); and the position file `catchup-<stream>.json` in the state
+dir, saved after each barrier, so the saved position is never ahead of the target's majority commit point.
 """
 
 from __future__ import annotations
@@ -311,18 +311,16 @@ class CatchUpWorker:
 
     def _apply_and_save(self, batch: list[tuple[int, Translation]], token: dict[str, Any] | None,
                         counts: Counter[str], event_time: Timestamp | None) -> BatchResult:
-        """In the batch thread: apply, then save the position (a file write and its fsync, tens of ms under a
-        busy disk, which the stream's thread no longer waits for)."""
+        """In the batch thread: apply, then save the position (a write + fsync the stream's thread skips)."""
         result = self._applier.apply(batch)
         self._save(token, counts, result, event_time, idle=False)
         return result
 
     def _land(self) -> None:
         """Wait for the batch in flight (raising its error); its position is saved once it has landed."""
-        inflight, self._inflight = self._inflight, None
+        inflight, self._inflight, started = self._inflight, None, time.monotonic()
         if inflight is None:
             return
-        started = time.monotonic()
         result = inflight.result()
         self.timing["wait_for_appliers"] += time.monotonic() - started
         self.timing.update(result.timing)
