@@ -95,6 +95,10 @@ class Gates(Strict):
     deploy_client_v1: Gate = Field(default_factory=Gate, alias="deploy-client-v1")
     deploy_client_v2: Gate = Field(default_factory=Gate, alias="deploy-client-v2")
     quiet_period: Duration = Field(default="5s", description="no write of the new set's half for this long")
+    fence_max_lag: Duration = Field(default="10s", description="fence only once the stream reaches the old owner's "
+                                    "last write within this (the fence holds the half's writes about that long)")
+    fence_max_wait: Duration = Field(default="30m", description="give up, nothing fenced, when the stream has not "
+                                     "come that close within this")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 

@@ -66,6 +66,10 @@ class FakeCluster(SwitchActions):
         self.clock += 1
         return OpTime(t=self.clock, i=1)
 
+    def close_gap(self, stream: Stream, old: str) -> None:
+        assert stream.target not in self.opened and stream.source == old
+        self._did(f"close gap {stream.name}")
+
     def drain(self, stream: Stream, until: OpTime) -> OpTime:
         assert stream.target not in self.opened, f"{stream.name} would write into open {stream.target}"
         self._did(f"drain {stream.name}")
@@ -99,7 +103,7 @@ def _ctx(tmp_path: Path, state: RunState) -> SimpleNamespace:
                            events=events, progress=events.progress, files=StateFiles(tmp_path))
 
 
-SWITCH = ["publish split e1", "publish switching e1 fenced", "raise history", "fence rs1", "drain rs2",
+SWITCH = ["publish split e1", "close gap rs2", "publish switching e1 fenced", "raise history", "fence rs1", "drain rs2",
           "publish switched e2", "start rs2-to-rs1-e2", "verify rs1 rs2", "restore history"]
 
 
@@ -130,14 +134,16 @@ def test_a_switch_runs_the_phases_in_order(tmp_path: Path) -> None:
 
     cluster.calls.clear()
     protocol.act("reverse")
-    assert cluster.calls == ["publish reversing e2 fenced", "raise history", "fence rs2", "drain rs2-to-rs1-e2",
+    assert cluster.calls == ["close gap rs2-to-rs1-e2", "publish reversing e2 fenced", "raise history", "fence rs2",
+                             "drain rs2-to-rs1-e2",
                              "lift rs1", "publish reversed e3", "start rs1-to-rs2-e3", "verify rs2 rs1",
                              "restore history"]
     assert state.cutover.state == "reversed" and state.cutover.fenced == ("rs2",)
     assert protocol.refusal("finalize") and protocol.refusal("reverse") and protocol.refusal("switch") is None
     cluster.calls.clear()
     protocol.act("switch")
-    assert cluster.calls[2:4] == ["fence rs1", "drain rs1-to-rs2-e3"] and "lift rs2" in cluster.calls
+    assert cluster.calls[:1] + cluster.calls[3:5] == ["close gap rs1-to-rs2-e3", "fence rs1", "drain rs1-to-rs2-e3"]
+    assert "lift rs2" in cluster.calls
     protocol.act("finalize")
     assert state.cutover.state == "final" and cluster.running is None and cluster.docs[-1].state == "final"
     with pytest.raises(BadInput):
@@ -222,3 +228,49 @@ def test_the_switch_retries_a_write_concern_timeout_instead_of_leaving_the_half_
     assert len(calls) == 3
     assert [e.data["what"] for e in seen] == ["publishing the routing on rs1"] * 2
     assert all("waiting for replication timed out" in e.message for e in seen)
+
+
+class SlowStream:
+    """A catch-up worker whose drain passes take the scripted seconds (then the last one again)."""
+
+    def __init__(self, seconds: list[float]) -> None:
+        self.seconds, self.passes = seconds, 0
+
+    def drain(self, until: object, quiet_seconds: float, timeout: float) -> None:
+        import time
+
+        time.sleep(self.seconds[min(self.passes, len(self.seconds) - 1)])
+        self.passes += 1
+
+
+def _gap_switch(worker: SlowStream, max_wait: str) -> tuple[object, list[str]]:
+    from splitter.config import Gates
+    from splitter.cutover.switch import RealSwitch
+
+    said: list[str] = []
+    ctx = SimpleNamespace(config=SimpleNamespace(gates=Gates(fence_max_lag="0.2s", fence_max_wait=max_wait),
+                                                 config_path="split.yaml"),
+                          target_name="rs2", progress=said.append)
+    switch = RealSwitch(ctx)  # type: ignore[arg-type]
+    switch._worker = lambda _stream: worker  # type: ignore[method-assign]
+    switch.last_write = lambda _set: OpTime(t=1, i=1)  # type: ignore[method-assign]
+    return switch, said
+
+
+def test_the_fence_waits_until_a_pass_of_the_stream_is_short() -> None:
+    """A backlog is drained unfenced, pass after pass, until one pass takes at most gates.fence_max_lag: the fence
+    then holds the application's writes of the half for about that long, not for the whole backlog."""
+    worker = SlowStream([0.5, 0.3, 0.05])
+    switch, said = _gap_switch(worker, "30s")
+    switch.close_gap(Stream("rs2", "rs1", "rs2", OpTime(t=1, i=1)), "rs1")
+    assert worker.passes == 3 and len(said) == 2
+    assert said[0].startswith("cutover: stream rs2 needed 0.5s to reach rs1's last write; the fence waits for a pass "
+                              "of at most 0.2s")
+
+
+def test_a_stream_that_cannot_close_the_gap_fences_nothing() -> None:
+    worker = SlowStream([0.4])
+    switch, _said = _gap_switch(worker, "1s")
+    with pytest.raises(OperationalError, match="nothing is fenced") as failed:
+        switch.close_gap(Stream("rs2", "rs1", "rs2", OpTime(t=1, i=1)), "rs1")
+    assert "splitter run -c split.yaml" in failed.value.hint and 2 <= worker.passes <= 3

@@ -2,6 +2,9 @@
 
 A switch of the moving half (the target's residues) from its owner `old` to `new`:
 
+    0. close     unfenced, drain the stream old -> new until a pass to `old`'s last write takes at most
+                 gates.fence_max_lag (the fence below then holds the half's writes about that long); give up,
+                 nothing fenced, after gates.fence_max_wait
     1. fence     publish `fenced: true` (apps hold writes of the half), put the fence up on `old` (fence.py),
                  raise the snapshot history window; checkpoint the fence optime
     2. drain     drain the stream old -> new to `old`'s last write after the fence, then stop it; checkpoint
@@ -160,6 +163,7 @@ class CutoverProtocol:
         old, new = sw.from_set, sw.to_set
         moving_state: PublishedState = "switching" if new == self.target else "reversing"
         if sw.phase == "started":
+            self.actions.close_gap(self._drain_spec(self.cutover.switches[:-1]), old)
             self.ctx.events.emit(EventType.BEFORE_CUTOVER, f"cutover: fencing {old} for {self.target}'s half",
                                  epoch=sw.epoch, from_set=old, to_set=new)
             self.actions.publish(self._doc(moving_state, old, self.cutover.epoch, True, (*self.cutover.fenced, old)))

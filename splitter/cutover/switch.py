@@ -10,6 +10,7 @@ the change streams between the sets (CatchUpWorker, position files `catchup-<str
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,7 +21,9 @@ from pymongo.write_concern import WriteConcern
 
 from splitter.catchup import BackgroundCatchUp, CatchUpWorker
 from splitter.catchup.source import last_write_ts
+from splitter.config import parse_duration
 from splitter.cutover import fence, snapshot
+from splitter.errors import OperationalError
 from splitter.retry import retrying
 from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID, RoutingDocument
 from splitter.run_context import StepContext
@@ -53,6 +56,8 @@ class SwitchActions:
     def fence(self, set_name: str) -> None: ...
     def lift(self, set_name: str) -> None: ...
     def last_write(self, set_name: str) -> OpTime: raise NotImplementedError
+    def close_gap(self, stream: Stream, old: str) -> None:
+        """Before the fence, unfenced: bring the stream close to `old`'s last write (gates.fence_max_lag)."""
     def drain(self, stream: Stream, until: OpTime) -> OpTime:
         """Apply the stream through `until`, then stop; returns how far it applied (>= until)."""
         return until
@@ -135,6 +140,31 @@ class RealSwitch(SwitchActions):
         return CatchUpWorker(self.client(stream.source), self.client(stream.target), self.ctx.config.routing,
                              self.ctx.target_name, self.ctx.store.dir, stream.start_after.ts, stream=stream.name,
                              bypass_validation=True, events=self.ctx.events, before_switch=into_new_set)
+
+    def close_gap(self, stream: Stream, old: str) -> None:
+        """Drain the stream to `old`'s last write, pass after pass, while the application writes on, until a pass
+        takes at most gates.fence_max_lag: the fence then holds the half's writes for about that long, not for a
+        whole backlog (gh-ost postpones its cut-over the same way). Gives up after gates.fence_max_wait with
+        nothing fenced."""
+        gates = self.ctx.config.gates
+        max_lag, max_wait = parse_duration(gates.fence_max_lag), parse_duration(gates.fence_max_wait)
+        worker, started = self._worker(stream), time.monotonic()
+        while True:
+            began = time.monotonic()
+            worker.drain(until=self.last_write(old).ts, quiet_seconds=0, timeout=max_wait)
+            took = time.monotonic() - began
+            if took <= max_lag:
+                return
+            waited = time.monotonic() - started
+            if waited + took > max_wait:
+                raise OperationalError(
+                    f"cutover: stream {stream.name} still needed {took:.0f}s to reach {old}'s last write after "
+                    f"{waited:.0f}s of trying (gates.fence_max_lag {gates.fence_max_lag}); nothing is fenced, the "
+                    f"application writes as before", hint=f"lower the write load of {self.ctx.target_name}'s half "
+                    f"(`splitter status -c {self.ctx.config.config_path}` shows the catch-up's rate beside rs1's), "
+                    f"then `splitter run -c {self.ctx.config.config_path}` again")
+            self.ctx.progress(f"cutover: stream {stream.name} needed {took:.1f}s to reach {old}'s last write; the "
+                              f"fence waits for a pass of at most {max_lag:g}s (another pass)")
 
     def drain(self, stream: Stream, until: OpTime) -> OpTime:
         worker = self._worker(stream)
@@ -221,6 +251,11 @@ class DryRunSwitch(SwitchActions):
     def last_write(self, set_name: str) -> OpTime:
         self._t += 1
         return OpTime(t=0, i=self._t)
+
+    def close_gap(self, stream: Stream, old: str) -> None:
+        self._say(f"unfenced, drain stream {stream.name} to {old}'s last write pass after pass until a pass takes at "
+                  f"most {self.ctx.config.gates.fence_max_lag} (gates.fence_max_lag); nothing is fenced if that "
+                  f"takes longer than {self.ctx.config.gates.fence_max_wait}")
 
     def drain(self, stream: Stream, until: OpTime) -> OpTime:
         self._say(f"drain stream {stream.name} ({stream.source} -> {stream.target}) to {stream.source}'s last write "
