@@ -49,6 +49,10 @@ class RoutingFollower:
             return None
         return RoutingDocument.from_bson(doc) if doc else None
 
+    def add(self, set_name: str, client: MongoClient) -> None:
+        """Follow one more set. The dict is replaced, never changed in place: the polling thread iterates it."""
+        self.clients = {**self.clients, set_name: client}
+
     def refresh(self) -> RoutingDocument | None:
         found = newest([self._read(c) for c in self.clients.values()])
         with self._lock:
@@ -152,7 +156,7 @@ class LabApp:
         """Add (or replace) a set's client: a client made before the set existed has dropped its seeds (they
         answered with another set name), so the application connects to a new set once it exists."""
         self.clients[set_name] = client
-        self.follower.clients[set_name] = client
+        self.follower.add(set_name, client)
 
     def start(self) -> LabApp:
         self.follower.start()
