@@ -89,13 +89,10 @@ class Budget:
     max_p99_ms: float | None = None
     max_batch: int = 1000
     min_batch: int = 20
-    # A slow start: the pace is earned from (almost) the floor, x1.5 a step while far under the line. Starting at
-    # batch 100, 25% of the time put the probe's p90 1.5x over the line in the first second (bench_cleanup,
-    # 2026-12-01), and a short window's p99 never forgets such a start.
-    start_batch: int = 20
+    start_batch: int = 100
     max_duty: float = 1.0
     min_duty: float = 0.02
-    start_duty: float = 0.05
+    start_duty: float = 0.25
     duty_step: float = 0.05
     far_under: float = 0.6       # below this share of the line the pace grows by half at each step
     critical: float = 2.0        # this many times over the line: pause, do not just slow down
