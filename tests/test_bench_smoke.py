@@ -244,9 +244,11 @@ def test_cleanup_helpers() -> None:
 
 
 def test_catchup_helpers() -> None:
-    samples = [{"lag_s": 0.0, "lag_events": 10}, {"lag_s": 1.0, "lag_events": 30}, {"lag_s": None, "lag_events": None}]
+    samples = [{"lag_s": 0.0, "lag_events": 10, "node2_lag_s": 0.0}, {"lag_s": 1.0, "lag_events": 30},
+               {"lag_s": None, "lag_events": None, "node2_lag_s": 1.0}]
     summary = bench_catchup.lag_summary(samples)
-    assert summary == {"samples": 3, "events_p50": 20.0, "events_max": 30, "seconds_p50": 0.5, "seconds_max": 1.0}
+    assert summary == {"samples": 3, "events_p50": 20.0, "events_max": 30, "seconds_p50": 0.5, "seconds_p99": 0.99,
+                       "seconds_max": 1.0, "node2_seconds_p99": 0.99}
 
     class Coll:
         def insert_one(self, doc: dict) -> None:
