@@ -197,10 +197,12 @@ _SKIP_HINT = ("repeat the change on the target by hand, then record it with `spl
 
 
 def _document(event: Mapping[str, Any], routing: Routing, target_set: str, db: str, coll: str,
-              key: str, before_switch: bool) -> Translation:
+              key: str, before_switch: bool, inserts_filtered: bool = False) -> Translation:
     op = event["operationType"]
     if op == "insert":  # the hot path under a bulk writer: the document carries its `_id`, no key is read twice
         doc = event.get("fullDocument")
+        if doc is not None and inserts_filtered:
+            return Translation(db, coll, "applied", [InsertOne(doc)])
         owner = routing.owner(get_path(doc, key)) if doc is not None else None
         if owner == target_set:
             return Translation(db, coll, "applied", [InsertOne(doc)])
@@ -258,10 +260,8 @@ def translate(event: Mapping[str, Any], routing: Routing, target_set: str, befor
     routed = (routed_of or routing.routed)(db, coll) if coll else None
     if routed is None:
         return Translation(db, coll, "skipped")
-    if op == "insert" and inserts_filtered and event.get("fullDocument") is not None:
-        return Translation(db, coll, "applied", [InsertOne(event["fullDocument"])])
     if op in DOCUMENT_EVENTS:
-        return _document(event, routing, target_set, db, coll, routed.key, before_switch)
+        return _document(event, routing, target_set, db, coll, routed.key, before_switch, inserts_filtered)
     if op == "delete":
         return Translation(db, coll, "applied", [delete_op(event["documentKey"]["_id"], routed.key, routing,
                                                            target_set, before_switch)])
