@@ -15,10 +15,11 @@ interlock looks the `_id`s up. Measured on rs1:
     without options: --max-latency-increase 1.5x, --max-lag 10s), with the fixed duty cycle of earlier versions
     (--duty, --max-lag, no budget) and with the unthrottled tool, each for at most --phase-seconds; latencies
     count while the cleanup runs (its calibration included);
-  - a light workload (one thread, --light-interval apart) alone and with the budgeted tool: how fast the budget
-    lets it delete when the application is quiet, beside the unthrottled rate.
+  - a light workload (one thread, --light-interval apart) alone, with the budgeted tool (how fast the budget
+    lets it delete when the application is quiet, beside the unthrottled rate) and with the tool at a fixed pace
+    of about a quarter of its unthrottled rate (--light-pace: what that rate costs the quiet application).
 
-    python bench/bench_cleanup.py --docs 100k --phase-seconds 15
+    python bench/bench_cleanup.py --docs 100k --phase-seconds 30
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ WORKLOAD_DB = "bench_workload"
 KEY = "user_id"
 OTHER_REMAINDER = 1  # rs1 deletes rs2's half (odd keys)
 ROUNDS = ("tool", "tool_serial", "deletemany")  # measured against each other, in --rounds rounds
-ONCE = ("naive", "throttled", "budget", "budget_light", "unthrottled")
-ON_BOTH = ("tool", "tool_serial", "throttled", "budget", "budget_light", "unthrottled")  # looked up on rs2 too
+ONCE = ("naive", "throttled", "budget", "budget_light", "paced_light", "unthrottled")
+# looked up on rs2 too
+ON_BOTH = ("tool", "tool_serial", "throttled", "budget", "budget_light", "paced_light", "unthrottled")
 
 
 def delete_filter() -> dict[str, Any]:
@@ -217,24 +219,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = arg_parser("cleanup throughput vs deleteMany and a naive loop; throttled cost to a workload.")
     parser.add_argument("--docs", default=os.environ.get("SPLITTER_BENCH_DOCS") or DEFAULT_DOCS)
     parser.add_argument("--naive-seconds", type=float, default=15.0)
-    parser.add_argument("--phase-seconds", type=float, default=15.0)
+    parser.add_argument("--phase-seconds", type=float, default=30.0,
+                        help="each workload phase (a nightly cleanup runs for hours: a phase should be more than its "
+                             "calibration and first steps)")
     parser.add_argument("--duty", type=float, default=0.25, help="throttled run: work at most this share of time")
     parser.add_argument("--max-lag", type=float, default=10.0, help="throttled run: wait while a secondary lags more")
     parser.add_argument("--workload-threads", type=int, default=2)
     parser.add_argument("--budget", default="1.5x", help="the latency budget's --max-latency-increase (the default)")
     parser.add_argument("--light-interval", type=float, default=0.05,
                         help="the light workload: one thread, this many seconds between operations")
+    parser.add_argument("--light-pace", default="200,0.5", metavar="BATCH,DUTY",
+                        help="the light workload's fixed-pace run: documents per batch, share of the time deleting")
     parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the tool's documents per delete")
     parser.add_argument("--rounds", type=int, default=7,
                         help="rounds of tool / serial tool / deleteMany (fresh copies, order reversed each round)")
     args = parser.parse_args(argv)
     docs = parse_count(args.docs)
+    pace_batch, pace_duty = (float(x) for x in args.light_pace.split(","))
     result = Result("cleanup", params={"docs": docs, "batch_size": args.batch_size, "parallel": args.parallel,
                                        "naive_seconds": args.naive_seconds,
                                        "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
                                        "max_lag_s": args.max_lag}, "budget": args.budget,
-                                       "light_interval_s": args.light_interval,
+                                       "light_interval_s": args.light_interval, "light_pace": args.light_pace,
                                        "workload_threads": args.workload_threads,
                                        "write_concern": "majority", "rounds": args.rounds,
                                        "serial": {"batch_size": args.batch_size, "parallel": 1}})
@@ -324,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
             lbud = phase(args.phase_seconds,
                          lambda: run_tool(rs1, rs2, routing_for(databases["budget_light"], COLLECTIONS), budget,
                                           args.batch_size, parallel=1))
+            log(f"light workload + cleanup at a fixed pace (batch {pace_batch:g}, {pace_duty:.0%} of the time)")
+            lpaced = phase(args.phase_seconds,
+                           lambda: run_tool(rs1, rs2, routing_for(databases["paced_light"], COLLECTIONS),
+                                            Limits(duty_cycle=pace_duty, max_runtime=args.phase_seconds),
+                                            int(pace_batch), parallel=1))
             light.stop()
 
         alone = latencies(loop, [a1[:2], a2[:2]])
@@ -331,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         with_throttled = latencies(loop, [thr[:2]])
         with_fast = latencies(loop, [fast[:2]])
         light_alone, light_budget = latencies(light, [l1[:2]]), latencies(light, [lbud[:2]])
+        light_paced = latencies(light, [lpaced[:2]])
+        rates["paced_light"] = per_second(lpaced[2]["deleted"], lpaced[2]["seconds"])
         rates["budget"] = per_second(bud[2]["deleted"], bud[2]["seconds"])
         rates["budget_light"] = per_second(lbud[2]["deleted"], lbud[2]["seconds"])
         rates["throttled"] = per_second(thr[2]["deleted"], thr[2]["seconds"])
@@ -339,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         light_share = ratio(rates["budget_light"], rates["tool"])
         result.results.update({
             "tool": tool, "tool_serial": tool_serial, "deletemany": many, "naive": naive, "throttled": thr[2],
-            "budget": bud[2], "budget_light": lbud[2], "unthrottled_under_workload": fast[2],
-            "light_workload": {"alone": light_alone, "with_budget": light_budget},
+            "budget": bud[2], "budget_light": lbud[2], "paced_light": lpaced[2], "unthrottled_under_workload": fast[2],
+            "light_workload": {"alone": light_alone, "with_budget": light_budget, "with_fixed_pace": light_paced},
             "workload_p99_ratio_budget": p99_budget, "budget_light_vs_unthrottled": light_share,
             "budget_targets_met": {"p99_ratio_le_1.5": p99_budget is not None and p99_budget <= 1.5,
                                    "light_rate_ge_0.25": light_share is not None and light_share >= 0.25},
@@ -376,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
                    rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload",
                    note=f"target >= 0.25; light workload p99 {light_budget['p99_ms']} vs {light_alone['p99_ms']} ms "
                         f"alone ({light_alone['ops_per_s']} ops/s)")
+        result.row(f"light workload p99 with the cleanup at a fixed pace (batch {pace_batch:g}, {pace_duty:.0%} of the "
+                   "time, no budget)", light_paced["p99_ms"], light_alone["p99_ms"], "ms",
+                   baseline_name="same light workload, no cleanup",
+                   note=f"cleanup at {rates['paced_light']} docs/s = "
+                        f"{ratio(rates['paced_light'], rates['tool'])} of unthrottled: what that share costs a quiet "
+                        f"application's tail")
         result.row(f"cleanup throttled ({args.duty:.0%} duty, max-lag {args.max_lag:g}s, no budget), docs/s",
                    rates["throttled"], rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload")
         result.row("workload p99 with throttled cleanup (no budget)", with_throttled["p99_ms"], alone["p99_ms"], "ms",

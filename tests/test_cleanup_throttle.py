@@ -188,35 +188,39 @@ def test_budget_measures_a_baseline_first_and_again_later() -> None:
     assert throttler.decide(obs(pace=Pace(100, 0.25), baseline=BASE, baseline_age=10)).action == "go"
 
 
-def test_budget_slows_down_when_the_probe_is_over_and_speeds_up_while_under() -> None:
+def test_budget_slows_down_when_the_probe_s_p99_is_over_and_speeds_up_while_under() -> None:
     throttler = budgeted(increase=1.5, max_batch=1000)
     pace = Pace(400, 0.5)
-    over = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 3.0, 7.0, 9.0)))
+    over = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(40, 3.0, 7.0, 10.0)))
     assert over.action == "go" and over.kind == "latency" and over.pace == Pace(200, 0.25)
-    assert over.reason == ("write latency p50 3.0ms, p90 7.0ms, p99 9.0ms over 20 probes against a budget of "
-                           "p90 <= 1.5x baseline = 6.0ms: over, slowing to batch 200, 25% of the time")
-    under = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 2.0, 5.0, 6.0)))
+    assert over.reason == ("write latency p50 3.0ms, p90 7.0ms, p99 10.0ms over 40 probes against a budget of "
+                           "p99 <= 1.5x baseline = 9.0ms: over, slowing to batch 200, 25% of the time")
+    under = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(40, 2.0, 5.0, 7.0)))
     assert under.action == "go" and under.pace == Pace(500, 0.55) and "within, speeding up to batch 500" in under.reason
-    far = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20, 2.0, 3.0, 4.0)))
+    far = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(40, 2.0, 3.0, 4.0)))
     assert far.pace == Pace(600, 0.75) and "within, speeding up to batch 600, 75% of the time" in far.reason
-    few = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(3, 30.0, 30.0, 30.0)))
+    near = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(40, 2.0, 5.0, 8.5)))
+    assert near == Decision.go()  # 0.94 of the line: held there, growing would overshoot it
+    few = throttler.decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(29, 30.0, 30.0, 30.0)))
     assert few == Decision.go()  # too few probes at this pace to judge it
-    top = budgeted(max_batch=400, max_duty=0.5).decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(20)))
+    top = budgeted(max_batch=400, max_duty=0.5).decide(obs(pace=pace, baseline=BASE, latency=LatencyStats(40)))
     assert top == Decision.go()  # at the ceiling (--batch-size, --sleep N%): nothing to say
 
 
 def test_budget_pauses_when_far_over_or_already_at_the_slowest_pace() -> None:
     throttler = budgeted(increase=1.5, critical=2.0, critical_pause=2.0, min_batch=20, min_duty=0.02)
-    critical = throttler.decide(obs(pace=Pace(400, 0.5), baseline=BASE, latency=LatencyStats(20, 9.0, 13.0, 20.0)))
+    critical = throttler.decide(obs(pace=Pace(400, 0.5), baseline=BASE, latency=LatencyStats(40, 9.0, 13.0, 20.0)))
     assert critical.action == "wait" and critical.kind == "latency" and critical.seconds == 2.0
     assert critical.pace == Pace(20, 0.02) and "2.2x over, pausing 2s, then batch 20, 2% of the time" in critical.reason
-    floor = throttler.decide(obs(pace=Pace(20, 0.02), baseline=BASE, latency=LatencyStats(20, 3.0, 7.0, 8.0)))
+    lone = throttler.decide(obs(pace=Pace(400, 0.5), baseline=BASE, latency=LatencyStats(40, 3.0, 5.0, 50.0)))
+    assert lone.action == "go" and lone.pace == Pace(200, 0.25)  # one slow probe in 40: slowed, not paused
+    floor = throttler.decide(obs(pace=Pace(20, 0.02), baseline=BASE, latency=LatencyStats(40, 3.0, 7.0, 10.0)))
     assert floor.action == "wait" and "over at the slowest pace" in floor.reason and floor.pace == Pace(20, 0.02)
 
 
 def test_an_absolute_p99_budget_needs_no_baseline_ratio() -> None:
     throttler = budgeted(increase=None, max_p99_ms=20.0)
-    over = throttler.decide(obs(pace=Pace(100, 0.5), baseline=LatencyStats(0), latency=LatencyStats(20, 5, 10, 25)))
+    over = throttler.decide(obs(pace=Pace(100, 0.5), baseline=LatencyStats(0), latency=LatencyStats(40, 5, 10, 25)))
     assert over.pace == Pace(50, 0.25) and "p99 <= 20ms" in over.reason
     assert Throttler(Limits(budget=Budget(increase=None))).decide(obs(pace=Pace(100, 0.5))) == Decision.go()
 
@@ -227,5 +231,5 @@ def test_the_pace_sets_the_rest_and_the_operator_bounds_it() -> None:
     assert throttler.rest_after(0.1, at("12:00"), 0, Pace(100, 0.25)) == pytest.approx(0.3)
     assert throttler.rest_after(0.1, at("12:00"), 0, Pace(100, 1.0)) == 0
     bounded = with_limits(Budget(), max_batch=300, max_duty=0.2)
-    assert bounded.start() == Pace(100, 0.2) and bounded.faster(Pace(290, 0.2)) == Pace(300, 0.2)
+    assert bounded.start() == Pace(20, 0.1) and bounded.faster(Pace(290, 0.2)) == Pace(300, 0.2)
     assert bounded.slower(Pace(30, 0.03)) == Pace(20, 0.02)

@@ -57,7 +57,7 @@ def _schedule(config: SplitConfig, opts: Options, print_schedule: bool, install_
               help=f"Delete commands in flight at once; a chunk is --parallel x --batch-size documents. "
                    f"[default: {PARALLEL_UNTHROTTLED} without a budget or --sleep, else 1, the gentlest]")
 @click.option("--max-latency-increase", default=DEFAULT_MAX_LATENCY_INCREASE, show_default=True, metavar="Nx|off",
-              help="Latency budget: keep the p90 of a probe write (the application's write concern, 20 a second) "
+              help="Latency budget: keep the p99 of a probe write (the application's write concern, 20 a second) "
                    "within N times what it was with no deletes; batches shrink and rests grow when it is over, "
                    "and the run pauses when it is twice over. off: delete at full speed.")
 @click.option("--max-p99", default=None, metavar="DURATION",
