@@ -23,8 +23,9 @@ from pymongo.errors import OperationFailure
 
 from splitter.catchup import BackgroundCatchUp, CatchUpWorker, UnsupportedChange
 from splitter.catchup.applier import RAW, Applier
-from splitter.catchup.apply import Lookup
+from splitter.catchup.apply import Lookup, Translation
 from splitter.catchup.source import last_write_ts
+from splitter.errors import OperationalError
 from splitter.lab.lab import Lab
 from splitter.routing import Routing
 from splitter.store.audit import AuditLog
@@ -201,6 +202,67 @@ def test_duplicate_key_from_a_stale_other_half_copy_is_resolved(labs: Labs,
     finally:
         source.app.users.drop_index("handle_unique")
         target.app.users.drop_index("handle_unique")
+
+
+# -- a unique value held by the target's own half: deferred until the other partitions have run --------------
+def _handles(target: MongoClient) -> Any:
+    """app.handles on the target only: _id 1 holds handle "x", _id 3 has none; both in rs2's half (odd)."""
+    coll = target.app.handles
+    coll.drop()
+    coll.create_index("handle", unique=True, sparse=True)
+    coll.insert_many([{"_id": 1, "user_id": 1, "handle": "x"}, {"_id": 3, "user_id": 3}])
+    return coll
+
+
+def _update(_id: int, handle: str) -> Translation:
+    return Translation("app", "handles", "applied", writes=[UpdateOne({"_id": _id}, {"$set": {"handle": handle}})])
+
+
+@pytest.mark.mongod
+def test_a_unique_value_freed_in_another_partition_waits_for_it(labs: Labs) -> None:
+    """In stream order _id 1 gives "x" up, then _id 3 takes it; in other partitions the take may run first. It is
+    then held by a document of rs2's own half (not a stale copy to remove): deferred, applied after the rest."""
+    source, target = labs
+    coll = _handles(target)
+    applier = Applier(source, target, ROUTING, "rs2", threads=2)
+    freeing, taking = _update(1, "y"), _update(3, "x")
+    held = threading.Event()
+    free_duplicate, ordered = applier._free_duplicate, applier._ordered
+
+    def free_and_tell(*args: Any) -> bool:
+        freed = free_duplicate(*args)
+        held.set()
+        return freed
+
+    def free_only_after_the_take(coll: Any, ns: Any, ops: list, result: Any) -> Any:
+        if freeing.writes[0] in ops:  # the take runs into the held value first, every time
+            assert held.wait(10)
+        return ordered(coll, ns, ops, result)
+
+    applier._free_duplicate, applier._ordered = free_and_tell, free_only_after_the_take
+    try:
+        result = applier.apply([(0, freeing), (1, taking)])
+        assert coll.find_one({"_id": 1})["handle"] == "y" and coll.find_one({"_id": 3})["handle"] == "x"
+        assert result.counts["deferred"] == 1 and result.counts["stale_removed"] == 0
+    finally:
+        applier.close()
+        coll.drop()
+
+
+@pytest.mark.mongod
+def test_a_unique_value_the_own_half_keeps_stops_the_catch_up(labs: Labs) -> None:
+    """Nothing in the batch frees the value: an error naming the key, not a write that drops either document."""
+    source, target = labs
+    coll = _handles(target)
+    applier = Applier(source, target, ROUTING, "rs2", threads=2)
+    try:
+        with pytest.raises(OperationalError, match=r"app.handles: duplicate key \{'handle': 'x'\} held by a "
+                                                   r"document of rs2's own half"):
+            applier.apply([(1, _update(3, "x"))])
+        assert list(coll.find({}, {"_id": 1, "handle": 1}).sort("_id", 1)) == [{"_id": 1, "handle": "x"}, {"_id": 3}]
+    finally:
+        applier.close()
+        coll.drop()
 
 
 # -- issue 14 item 7: drop, rename, $out; --skip-event for the rest --------------------------------------------

@@ -86,6 +86,7 @@ class Applier:
             try:
                 future.result()
             except _Deferred as later:
+                result.counts["deferred"] += 1
                 deferred.append(later.remaining)
         for remaining in deferred:  # every other partition has applied its events: the value is free now
             self._write(remaining, result, defer=False)
@@ -142,15 +143,16 @@ class Applier:
                 if inserts:  # failed inserts come back as replaces, applied next in order
                     ops = self._insert_run(coll, inserts, result) + ops[len(inserts):]
                     continue
-                try:
-                    ops = ops[self._ordered(coll, ns, ops, result):]
-                except _Deferred as later:
-                    if defer:
-                        raise _Deferred([(ns, later.remaining[0][1]), *grouped[i + 1:]], later.error) from later
+                applied, held = self._ordered(coll, ns, ops, result)
+                if held is None:
+                    ops = ops[applied:]
+                elif defer:
+                    raise _Deferred([(ns, ops[applied:]), *grouped[i + 1:]], held)
+                else:
                     raise OperationalError(
                         f"catch-up into {self.target_set}: {ns[0]}.{ns[1]}: duplicate key "
-                        f"{dict(later.error.get('keyValue') or {})} held by a document of {self.target_set}'s own "
-                        f"half: {later.error.get('errmsg')}") from later
+                        f"{dict(held.get('keyValue') or {})} held by a document of {self.target_set}'s own "
+                        f"half: {held.get('errmsg')}")
 
     def _insert_run(self, coll: Any, inserts: list[InsertOne], result: BatchResult) -> list[WriteOp]:
         """Insert unordered; returns the inserts that failed on a duplicate key as replaces (upserts), in order:
@@ -170,9 +172,10 @@ class Applier:
             result.counts["insert_replays"] += len(failed)
             return [_as_replace(inserts[at]) for at in failed]
 
-    def _ordered(self, coll: Any, ns: tuple[str, str], ops: list[WriteOp], result: BatchResult) -> int:
-        """Apply `ops` in order up to the next run of inserts; returns how many were applied (or freed to be
-        retried). Raises _Deferred for a duplicate held by the target's own half."""
+    def _ordered(self, coll: Any, ns: tuple[str, str], ops: list[WriteOp],
+                 result: BatchResult) -> tuple[int, Mapping[str, Any] | None]:
+        """Apply `ops` in order up to the next run of inserts: (how many were applied or freed to be retried, None),
+        or (where it stopped, the write error) at a duplicate held by a document of the target's own half."""
         upto = next((n for n, op in enumerate(ops) if isinstance(op, InsertOne)), len(ops))
         try:
             res = coll.bulk_write(ops[:upto], ordered=True, bypass_document_validation=self.bypass_validation)
@@ -180,7 +183,7 @@ class Applier:
             # Documents of the target's half written (other halves' updates match nothing): the drain's quiet
             # period watches these, not the other half's traffic.
             result.counts["target_writes"] += res.matched_count + res.upserted_count
-            return upto
+            return upto, None
         except BulkWriteError as exc:
             details = exc.details or {}
             result.counts["deleted"] += details.get("nRemoved", 0)
@@ -193,12 +196,11 @@ class Applier:
                 # take the source's current document instead, as updateLookup would.
                 ops[at:at + 1] = self._resolve(ns, fallback, result)
                 result.counts["fallbacks"] += 1
-                return at
+                return at, None
             if error.get("code") != DUPLICATE_KEY or details.get("writeConcernErrors"):
                 raise
-            if not self._free_duplicate(coll, ns, error, result):
-                raise _Deferred([(ns, ops[at:])], error) from exc
-            return at
+            freed = self._free_duplicate(coll, ns, error, result)  # a stale other-half holder, removed
+            return at, None if freed else error
 
     def _free_duplicate(self, coll: Any, ns: tuple[str, str], error: Mapping[str, Any], result: BatchResult) -> bool:
         """Delete the target's copy that holds the duplicate value if it is a stale copy of another half (safe
