@@ -7,8 +7,8 @@ latency of a small write with the application's write concern, beside the same m
 did nothing (the baseline). A delete batch delays the writes that land behind it (on the primary and, for a
 majority write, on the secondary that must apply it first), so two knobs matter: how big each batch is (how long a
 write can be held up) and how much of the time batches run (how many writes are). Both follow AIMD: halved when
-the tail is over the budget, grown step by step while it stays under (faster while far under); far over the
-budget, the cleanup pauses.
+the tail is over the budget, held just under it, grown step by step while further under (faster while far
+under); far over the budget, the cleanup pauses.
 """
 
 from __future__ import annotations
@@ -180,8 +180,10 @@ def decide_pace(budget: Budget, pace: Pace, recent: LatencyStats, baseline: Late
             return PaceDecision(pace, budget.critical_pause,
                                 f"{measured}: over at the slowest pace ({pace}), pausing {budget.critical_pause:g}s")
         return PaceDecision(slower, 0.0, f"{measured}: over, slowing to {slower}")
+    if over > budget.hold:  # just under the line: a step up from here overshoots it
+        return PaceDecision(pace)
     faster = budget.faster(pace, over)
-    if faster == pace or over > budget.hold:
+    if faster == pace:
         return PaceDecision(pace)
     return PaceDecision(faster, 0.0, f"{measured}: within, speeding up to {faster}")
 
