@@ -16,8 +16,10 @@ interlock looks the `_id`s up. Measured on rs1:
     (--duty, --max-lag, no budget) and with the unthrottled tool, each for at most --phase-seconds; latencies
     count while the cleanup runs (its calibration included);
   - a light workload (one thread, --light-interval apart) alone, with the budgeted tool (how fast the budget
-    lets it delete when the application is quiet, beside the unthrottled rate) and with the tool at a fixed pace
-    of about a quarter of its unthrottled rate (--light-pace: what that rate costs the quiet application).
+    lets it delete when the application is quiet, beside the unthrottled rate), with the tool at a fixed pace
+    of about a quarter of its unthrottled rate (--light-pace: what that rate costs the quiet application) and
+    under an absolute budget only (--light-max-p99, the relative one off: what an operator who accepts that tail
+    gets).
 
     python bench/bench_cleanup.py --docs 100k --phase-seconds 30
 """
@@ -25,7 +27,6 @@ interlock looks the `_id`s up. Measured on rs1:
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -37,12 +38,22 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cleanup_baselines import (
+    KEY,
+    WORKLOAD_DB,
+    Workload,
+    combine,
+    delete_filter,
+    latencies,
+    phase,
+    run_delete_many_all,
+    run_naive,
+)
 from bench.common import (
     OpLoop,
     Result,
     arg_parser,
     lab_docs,
-    latency_summary,
     log,
     main_guard,
     parse_count,
@@ -56,18 +67,11 @@ from splitter.cleanup.worker import DEFAULT_BATCH_SIZE
 
 DEFAULT_DOCS = "100k"
 PREFIX = "bench_cleanup_"
-WORKLOAD_DB = "bench_workload"
-KEY = "user_id"
-OTHER_REMAINDER = 1  # rs1 deletes rs2's half (odd keys)
 ROUNDS = ("tool", "tool_serial", "deletemany")  # measured against each other, in --rounds rounds
-ONCE = ("naive", "throttled", "budget", "budget_light", "paced_light", "unthrottled")
+LIGHT = ("budget_light", "paced_light", "capped_light")
+ONCE = ("naive", "throttled", "budget", *LIGHT, "unthrottled")
 # looked up on rs2 too
-ON_BOTH = ("tool", "tool_serial", "throttled", "budget", "budget_light", "paced_light", "unthrottled")
-
-
-def delete_filter() -> dict[str, Any]:
-    """The baseline's filter, exactly as in the issue."""
-    return {KEY: {"$mod": [2, OTHER_REMAINDER]}}
+ON_BOTH = ("tool", "tool_serial", "throttled", "budget", *LIGHT, "unthrottled")
 
 
 def copy_collections(client: Any, collections: tuple[str, ...], database: str) -> None:
@@ -135,84 +139,14 @@ def run_tool(rs1: Any, rs2: Any, routing: Any, limits: Any, batch_size: int, par
             "spent_s": {k.strip("_"): round(v, 3) for k, v in spent.items()}}
 
 
-def budget_limits(increase: str, batch_size: int, max_lag: float, seconds: float) -> Any:
+def budget_limits(increase: str, batch_size: int, max_lag: float, seconds: float, max_p99: str = "off") -> Any:
     """The limits `splitter cleanup` runs with when given no option but the budget (and a runtime cap)."""
-    from splitter.cleanup.budget import Budget, parse_increase, with_limits
+    from splitter.cleanup.budget import Budget, parse_increase, parse_latency, with_limits
     from splitter.cleanup.throttle import Limits
 
-    budget = with_limits(Budget(increase=parse_increase(increase)), max_batch=batch_size, max_duty=None)
+    budget = with_limits(Budget(increase=parse_increase(increase), max_p99_ms=parse_latency(max_p99)),
+                         max_batch=batch_size, max_duty=None)
     return Limits(max_lag=max_lag, max_runtime=seconds, budget=budget)
-
-
-def run_delete_many(rs1: Any, database: str, name: str) -> dict[str, Any]:
-    from pymongo.write_concern import WriteConcern
-
-    coll = rs1[database].get_collection(name, write_concern=WriteConcern("majority"))
-    started = time.monotonic()
-    deleted = coll.delete_many(delete_filter()).deleted_count
-    return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3)}
-
-
-def run_delete_many_all(rs1: Any, database: str, collections: tuple[str, ...]) -> dict[str, Any]:
-    found = [run_delete_many(rs1, database, name) for name in collections]
-    return {"deleted": sum(f["deleted"] for f in found), "seconds": round(sum(f["seconds"] for f in found), 3)}
-
-
-def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several runs of one variant: deleted and seconds summed, each run kept."""
-    return {"deleted": sum(r["deleted"] for r in runs), "seconds": round(sum(r["seconds"] for r in runs), 3),
-            "runs": runs}
-
-
-def run_naive(rs1: Any, database: str, collections: tuple[str, ...], limit_seconds: float) -> dict[str, Any]:
-    """One document at a time: the loop an operator writes first."""
-    from pymongo.write_concern import WriteConcern
-
-    started, deleted = time.monotonic(), 0
-    for name in collections:
-        coll = rs1[database].get_collection(name, write_concern=WriteConcern("majority"))
-        for doc in coll.find(delete_filter(), {"_id": 1}, batch_size=1000):
-            coll.delete_one({"_id": doc["_id"]})
-            deleted += 1
-            if time.monotonic() - started >= limit_seconds:
-                return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3), "capped": True}
-    return {"deleted": deleted, "seconds": round(time.monotonic() - started, 3), "capped": False}
-
-
-class Workload:
-    """The application on rs1 during the cleanup: reads of its own half, inserts elsewhere."""
-
-    def __init__(self, client: Any, users: int) -> None:
-        self.users = client.app.users
-        self.writes = client[WORKLOAD_DB].ops
-        self.even_users = max(users // 2, 1)
-        self.rng = random.Random(11)
-
-    def op(self, n: int) -> None:
-        key = 2 * self.rng.randrange(self.even_users)
-        if n % 2:
-            self.users.find_one({"_id": key})
-        else:
-            self.writes.insert_one({KEY: key, "n": n, "at": time.time()})
-
-
-def phase(seconds: float, during: Any = None) -> tuple[float, float, Any]:
-    """Let the workload run alone for `seconds`, or while `during()` runs (its max runtime is `seconds`):
-    (start, end, during's result); the window ends when `during` returns."""
-    start = time.monotonic()
-    if during is None:
-        time.sleep(seconds)
-        return start, time.monotonic(), None
-    outcome = during()
-    return start, time.monotonic(), outcome
-
-
-def latencies(loop: OpLoop, windows: list[tuple[float, float]]) -> dict[str, Any]:
-    samples = [s for s in loop.samples if s.ok and any(a <= s.start <= b for a, b in windows)]
-    seconds = sum(b - a for a, b in windows)
-    failed = sum(1 for s in loop.samples if not s.ok and any(a <= s.start <= b for a, b in windows))
-    return {**latency_summary([s.end - s.start for s in samples]), "ops_per_s": per_second(len(samples), seconds),
-            "failed": failed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the light workload: one thread, this many seconds between operations")
     parser.add_argument("--light-pace", default="200,0.5", metavar="BATCH,DUTY",
                         help="the light workload's fixed-pace run: documents per batch, share of the time deleting")
+    parser.add_argument("--light-max-p99", default="25ms",
+                        help="the light workload's run with --max-latency-increase off and this --max-p99")
     parser.add_argument("--parallel", type=int, default=4, help="the tool's delete commands in flight at once")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the tool's documents per delete")
     parser.add_argument("--rounds", type=int, default=7,
@@ -242,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "phase_seconds": args.phase_seconds, "throttle": {"duty_cycle": args.duty,
                                        "max_lag_s": args.max_lag}, "budget": args.budget,
                                        "light_interval_s": args.light_interval, "light_pace": args.light_pace,
+                                       "light_max_p99": args.light_max_p99,
                                        "workload_threads": args.workload_threads,
                                        "write_concern": "majority", "rounds": args.rounds,
                                        "serial": {"batch_size": args.batch_size, "parallel": 1}})
@@ -327,34 +264,37 @@ def main(argv: list[str] | None = None) -> int:
             light.start()
             log("light workload alone")
             l1 = phase(args.phase_seconds)
-            log("light workload + cleanup with the latency budget")
-            lbud = phase(args.phase_seconds,
-                         lambda: run_tool(rs1, rs2, routing_for(databases["budget_light"], COLLECTIONS), budget,
-                                          args.batch_size, parallel=1))
-            log(f"light workload + cleanup at a fixed pace (batch {pace_batch:g}, {pace_duty:.0%} of the time)")
-            lpaced = phase(args.phase_seconds,
-                           lambda: run_tool(rs1, rs2, routing_for(databases["paced_light"], COLLECTIONS),
-                                            Limits(duty_cycle=pace_duty, max_runtime=args.phase_seconds),
-                                            int(pace_batch), parallel=1))
+            capped = budget_limits("off", args.batch_size, args.max_lag, args.phase_seconds, args.light_max_p99)
+            light_runs = {
+                "budget_light": ("the latency budget", budget, args.batch_size),
+                "paced_light": (f"a fixed pace (batch {pace_batch:g}, {pace_duty:.0%} of the time)",
+                                Limits(duty_cycle=pace_duty, max_runtime=args.phase_seconds), int(pace_batch)),
+                "capped_light": (f"--max-p99 {args.light_max_p99} only", capped, args.batch_size)}
+            lights = {}
+            for variant, (what, limits, batch) in light_runs.items():
+                log(f"light workload + cleanup with {what}")
+                lights[variant] = phase(args.phase_seconds,
+                                        lambda d=databases[variant], li=limits, b=batch:
+                                        run_tool(rs1, rs2, routing_for(d, COLLECTIONS), li, b, parallel=1))
             light.stop()
 
         alone = latencies(loop, [a1[:2], a2[:2]])
         with_budget = latencies(loop, [bud[:2]])
         with_throttled = latencies(loop, [thr[:2]])
         with_fast = latencies(loop, [fast[:2]])
-        light_alone, light_budget = latencies(light, [l1[:2]]), latencies(light, [lbud[:2]])
-        light_paced = latencies(light, [lpaced[:2]])
-        rates["paced_light"] = per_second(lpaced[2]["deleted"], lpaced[2]["seconds"])
+        light_alone = latencies(light, [l1[:2]])
+        light_budget, light_paced, light_capped = (latencies(light, [lights[v][:2]]) for v in LIGHT)
+        rates.update({v: per_second(lights[v][2]["deleted"], lights[v][2]["seconds"]) for v in LIGHT})
         rates["budget"] = per_second(bud[2]["deleted"], bud[2]["seconds"])
-        rates["budget_light"] = per_second(lbud[2]["deleted"], lbud[2]["seconds"])
         rates["throttled"] = per_second(thr[2]["deleted"], thr[2]["seconds"])
         rates["unthrottled_under_workload"] = per_second(fast[2]["deleted"], fast[2]["seconds"])
         p99_budget = ratio(with_budget["p99_ms"], alone["p99_ms"])
         light_share = ratio(rates["budget_light"], rates["tool"])
         result.results.update({
             "tool": tool, "tool_serial": tool_serial, "deletemany": many, "naive": naive, "throttled": thr[2],
-            "budget": bud[2], "budget_light": lbud[2], "paced_light": lpaced[2], "unthrottled_under_workload": fast[2],
-            "light_workload": {"alone": light_alone, "with_budget": light_budget, "with_fixed_pace": light_paced},
+            "budget": bud[2], **{v: lights[v][2] for v in LIGHT}, "unthrottled_under_workload": fast[2],
+            "light_workload": {"alone": light_alone, "with_budget": light_budget, "with_fixed_pace": light_paced,
+                               "with_max_p99_only": light_capped},
             "workload_p99_ratio_budget": p99_budget, "budget_light_vs_unthrottled": light_share,
             "budget_targets_met": {"p99_ratio_le_1.5": p99_budget is not None and p99_budget <= 1.5,
                                    "light_rate_ge_0.25": light_share is not None and light_share >= 0.25},
@@ -396,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                    note=f"cleanup at {rates['paced_light']} docs/s = "
                         f"{ratio(rates['paced_light'], rates['tool'])} of unthrottled: what that share costs a quiet "
                         f"application's tail")
+        result.row(f"cleanup under a light workload with --max-p99 {args.light_max_p99} only (relative budget off), "
+                   "docs/s", rates["capped_light"], rates["tool"], "docs/s",
+                   baseline_name="cleanup unthrottled, no workload",
+                   note=f"light workload p99 {light_capped['p99_ms']} vs {light_alone['p99_ms']} ms alone")
         result.row(f"cleanup throttled ({args.duty:.0%} duty, max-lag {args.max_lag:g}s, no budget), docs/s",
                    rates["throttled"], rates["tool"], "docs/s", baseline_name="cleanup unthrottled, no workload")
         result.row("workload p99 with throttled cleanup (no budget)", with_throttled["p99_ms"], alone["p99_ms"], "ms",
