@@ -218,6 +218,12 @@ def test_budget_pauses_when_far_over_or_already_at_the_slowest_pace() -> None:
     assert floor.action == "wait" and "over at the slowest pace" in floor.reason and floor.pace == Pace(20, 0.02)
 
 
+def test_one_slow_probe_while_calibrating_does_not_loosen_the_budget() -> None:
+    spiky = LatencyStats(90, p50=4.0, p90=6.0, p99=30.0)  # one 30 ms probe among 90 of ~4-6 ms
+    over = budgeted(increase=1.5).decide(obs(pace=Pace(100, 0.5), baseline=spiky, latency=LatencyStats(40, 5, 9, 20)))
+    assert over.pace == Pace(50, 0.25) and "p99 <= 1.5x baseline = 18.0ms: over" in over.reason  # not 45 ms
+
+
 def test_an_absolute_p99_budget_needs_no_baseline_ratio() -> None:
     throttler = budgeted(increase=None, max_p99_ms=20.0)
     over = throttler.decide(obs(pace=Pace(100, 0.5), baseline=LatencyStats(0), latency=LatencyStats(40, 5, 10, 25)))

@@ -105,6 +105,7 @@ class Budget:
     critical_pause: float = 2.0  # seconds
     min_samples: int = 30        # a decision needs this many probes at the current pace (its p99: ~the top one)
     calibrate: float = 5.0       # seconds of probes without deletes for the baseline (~90 probes)
+    spike_cap: float = 2.0       # the baseline's p99 counts at most this many times its p90 (see reference)
     recalibrate_every: float = 300.0
 
     @property
@@ -129,11 +130,18 @@ class Budget:
         duty = pace.duty * 1.5 if far else pace.duty + self.duty_step
         return Pace(min(self.max_batch, batch), min(self.max_duty, round(duty, 4)))
 
+    def reference(self, baseline: LatencyStats) -> float:
+        """The baseline's tail the relative budget multiplies: its p99, but at most `spike_cap` times its p90: one
+        slow probe while calibrating (its p99 is nearly its maximum) would loosen the budget until the next
+        calibration (measured: a 24 ms baseline p99 beside a 5 ms median let the cleanup triple a quiet
+        application's tail)."""
+        return min(baseline.p99, self.spike_cap * baseline.p90)
+
     def over(self, recent: LatencyStats, baseline: LatencyStats | None) -> float:
         """How far over the budget the recent probes are: > 1 is over (the worse of the two limits)."""
         ratios = []
         if self.increase is not None and baseline is not None and baseline.n:
-            ratios.append(recent.p99 / max(self.increase * baseline.p99, 0.001))
+            ratios.append(recent.p99 / max(self.increase * self.reference(baseline), 0.001))
         if self.max_p99_ms is not None:
             ratios.append(recent.p99 / self.max_p99_ms)
         return max(ratios, default=0.0)
@@ -141,7 +149,7 @@ class Budget:
     def describe(self, baseline: LatencyStats | None) -> str:
         parts = []
         if self.increase is not None:
-            line = f" = {self.increase * baseline.p99:.1f}ms" if baseline is not None and baseline.n else ""
+            line = f" = {self.increase * self.reference(baseline):.1f}ms" if baseline is not None and baseline.n else ""
             parts.append(f"p99 <= {self.increase:g}x baseline{line}")
         if self.max_p99_ms is not None:
             parts.append(f"p99 <= {self.max_p99_ms:g}ms")
