@@ -82,8 +82,8 @@ class Pace:
 
 @dataclass(frozen=True)
 class Budget:
-    """The operator's budget: the probe's p99 at most `increase` times its baseline p99 and/or at most `max_p99_ms`;
-    the pace stays within [min_batch, max_batch] x [min_duty, max_duty].
+    """The operator's budget: the probe's p99 at most `increase` times the baseline's (`reference`) and/or at most
+    `max_p99_ms`; the pace stays within [min_batch, max_batch] x [min_duty, max_duty].
 
     Why p99 and these starting values (bench/bench_cleanup.py, 2 cores, `w: majority`): deciding on the p90 let
     the application's p99 reach 2.5x while the probe's p90 stayed "within"; at fixed paces, batch 20 at 25 % of
