@@ -201,9 +201,12 @@ def _document(event: Mapping[str, Any], routing: Routing, target_set: str, db: s
     op = event["operationType"]
     if op == "insert":  # the hot path under a bulk writer: the document carries its `_id`, no key is read twice
         doc = event.get("fullDocument")
-        if doc is not None and inserts_filtered:
-            return Translation(db, coll, "applied", [InsertOne(doc)])
-        owner = routing.owner(get_path(doc, key)) if doc is not None else None
+        if doc is None:
+            owner = None
+        elif inserts_filtered:  # the stream's own $match kept only this half: the key need not be read again
+            owner = target_set
+        else:
+            owner = routing.owner(get_path(doc, key))
         if owner == target_set:
             return Translation(db, coll, "applied", [InsertOne(doc)])
         return Translation(db, coll, "unclaimed" if owner is None else "skipped")

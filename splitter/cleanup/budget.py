@@ -137,11 +137,18 @@ class Budget:
         application's tail)."""
         return min(baseline.p99, self.spike_cap * baseline.p90)
 
+    def line(self, baseline: LatencyStats | None) -> float | None:
+        """The relative budget's limit for the probes' p99 in ms (None: no relative budget or no baseline yet)."""
+        if self.increase is None or baseline is None or not baseline.n:
+            return None
+        return self.increase * self.reference(baseline)
+
     def over(self, recent: LatencyStats, baseline: LatencyStats | None) -> float:
         """How far over the budget the recent probes are: > 1 is over (the worse of the two limits)."""
         ratios = []
-        if self.increase is not None and baseline is not None and baseline.n:
-            ratios.append(recent.p99 / max(self.increase * self.reference(baseline), 0.001))
+        line = self.line(baseline)
+        if line is not None:
+            ratios.append(recent.p99 / max(line, 0.001))
         if self.max_p99_ms is not None:
             ratios.append(recent.p99 / self.max_p99_ms)
         return max(ratios, default=0.0)
@@ -149,8 +156,8 @@ class Budget:
     def describe(self, baseline: LatencyStats | None) -> str:
         parts = []
         if self.increase is not None:
-            line = f" = {self.increase * self.reference(baseline):.1f}ms" if baseline is not None and baseline.n else ""
-            parts.append(f"p99 <= {self.increase:g}x baseline{line}")
+            line = self.line(baseline)
+            parts.append(f"p99 <= {self.increase:g}x baseline" + (f" = {line:.1f}ms" if line is not None else ""))
         if self.max_p99_ms is not None:
             parts.append(f"p99 <= {self.max_p99_ms:g}ms")
         return " and ".join(parts)
