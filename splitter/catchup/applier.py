@@ -20,20 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, InsertOne, MongoClient, ReplaceOne
 from pymongo.errors import AutoReconnect, BulkWriteError
 from pymongo.write_concern import WriteConcern
 
 from splitter.catchup.apply import Lookup, Translation, WriteOp, get_path, resolve_lookup
+from splitter.catchup.rawdoc import RAW, top_level
 from splitter.errors import OperationalError
 from splitter.routing import Routing
 
 log = logging.getLogger(__name__)
 
-RAW = CodecOptions(document_class=RawBSONDocument, datetime_conversion=DatetimeConversion.DATETIME_AUTO,
-                   tz_aware=True)
 DUPLICATE_KEY = 11000
 W1 = WriteConcern(w=1)
 
@@ -258,7 +256,7 @@ def _as_replace(op: InsertOne) -> ReplaceOne:
 
 def partition_hash(event: Mapping[str, Any]) -> int:
     """Same `_id`, same partition: the raw bytes of the document key when there are any."""
-    key = event.get("documentKey")
+    key = top_level(event).get("documentKey")
     if isinstance(key, RawBSONDocument):
         return hash(key.raw)
     return hash(repr(key)) if key is not None else 0

@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 
+from splitter.catchup.rawdoc import top_level
 from splitter.errors import OperationalError
 from splitter.routing import RoutedCollection, Routing
 
@@ -80,7 +80,7 @@ class Lookup:
     at: Any = None  # the event's clusterTime: the read must see at least this (a Timestamp; None in unit tests)
 
 
-@dataclass
+@dataclass(slots=True)  # one per event: slots make it cheaper to create
 class Translation:
     """The result for one event: target writes for `database.collection`, or an index / DDL op, and its outcome."""
 
@@ -97,12 +97,6 @@ class Translation:
     @property
     def namespace(self) -> tuple[str, str]:
         return self.database, self.collection
-
-
-def _plain(doc: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A raw event's top level as a dict: each lookup in a RawBSONDocument goes through its lazy decoding (a
-    dozen lookups per event made that a good part of the catch-up's time); nested documents stay raw."""
-    return dict(doc.items()) if isinstance(doc, RawBSONDocument) else doc
 
 
 def get_path(doc: Mapping[str, Any], path: str) -> Any:
@@ -254,9 +248,9 @@ def translate(event: Mapping[str, Any], routing: Routing, target_set: str, befor
     `routed_of`: routing.routed, memoized by the caller (asked once per event). `inserts_filtered`: the stream's
     own `$match` (`source_filter`) let through only inserts of the target's half, by the same server-side half
     filter verify and cleanup use, so an insert needs no second look at its key."""
-    event = _plain(event)
+    event = top_level(event)
     op = event["operationType"]
-    ns = _plain(event.get("ns") or {})
+    ns = top_level(event.get("ns") or {})
     db, coll = ns.get("db", ""), ns.get("coll", "")
     if op in DDL_EVENTS:
         return _ddl(event, routing) or Translation(db, coll, "skipped")

@@ -27,11 +27,12 @@ from pymongo.change_stream import ChangeStream, ClusterChangeStream
 from pymongo.errors import PyMongoError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from splitter.catchup.applier import RAW, Applier, BatchResult, partition_hash
+from splitter.catchup.applier import Applier, BatchResult, partition_hash
 from splitter.catchup.apply import Translation, UnsupportedChange, source_filter, translate
 from splitter.catchup.ddl import apply_ddl, apply_index
 from splitter.catchup.prefetch import Prefetcher
 from splitter.catchup.rates import Rates
+from splitter.catchup.rawdoc import RAW, top_level
 from splitter.catchup.source import (
     fmt_ts,
     history_lost_error,
@@ -290,7 +291,7 @@ class CatchUpWorker:
             self._pending.append((partition_hash(change), tr))
             self._pending_counts["applied"] += max(len(tr.writes), 1)
         self._pending_counts["events"] += 1
-        self._pending_event_time = change.get("clusterTime") or self._pending_event_time
+        self._pending_event_time = top_level(change).get("clusterTime") or self._pending_event_time
 
     # -- applying -----------------------------------------------------------------------------------
     def _commit(self, token: Mapping[str, Any] | None, idle: bool = False, wait: bool = True) -> None:
