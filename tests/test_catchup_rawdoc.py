@@ -25,7 +25,7 @@ from bson.raw_bson import RawBSONDocument
 
 from splitter.catchup import rawdoc
 from splitter.catchup.apply import translate
-from splitter.catchup.rawdoc import RAW, ServerRaw, top_level
+from splitter.catchup.rawdoc import RAW, ServerRaw, namespace, top_level
 from splitter.routing import Routing
 
 EVENT = {
@@ -64,3 +64,10 @@ def test_top_level_is_the_decoded_fields_once_and_translate_reads_them() -> None
     routing = Routing(remainders={"rs1": 0, "rs2": 1}, databases={"app": None})
     tr = translate(fast, routing, "rs2")
     assert tr.outcome == "applied" and tr.writes[0]._doc.raw == encode(EVENT["fullDocument"])
+
+
+def test_namespace_is_decoded_once_per_distinct_namespace() -> None:
+    first, second = decode(encode(EVENT), RAW), decode(encode(EVENT), RAW)
+    assert namespace(first["ns"]) == ("app", "users") == namespace({"db": "app", "coll": "users"})
+    assert namespace(first["ns"]) is namespace(second["ns"])  # the same decoded pair, from the cache
+    assert namespace(None) == ("", "") and namespace(decode(encode({"ns": {"db": "app"}}), RAW)["ns"]) == ("app", "")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pymongo import DeleteOne, InsertOne, ReplaceOne, UpdateOne
 
-from splitter.catchup.rawdoc import top_level
+from splitter.catchup.rawdoc import namespace, top_level
 from splitter.errors import OperationalError
 from splitter.routing import RoutedCollection, Routing
 
@@ -250,8 +250,7 @@ def translate(event: Mapping[str, Any], routing: Routing, target_set: str, befor
     filter verify and cleanup use, so an insert needs no second look at its key."""
     event = top_level(event)
     op = event["operationType"]
-    ns = top_level(event.get("ns") or {})
-    db, coll = ns.get("db", ""), ns.get("coll", "")
+    db, coll = namespace(event.get("ns"))
     if op in DDL_EVENTS:
         return _ddl(event, routing) or Translation(db, coll, "skipped")
     routed = (routed_of or routing.routed)(db, coll) if coll else None

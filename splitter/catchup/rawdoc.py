@@ -9,9 +9,11 @@ the check; everything else about the document (lazy decoding, byte-for-byte re-e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
+from bson import decode
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import DEFAULT_RAW_BSON_OPTIONS, RawBSONDocument
 
@@ -34,6 +36,20 @@ def top_level(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     if type(doc) is ServerRaw and DOCUMENT_CLASS is ServerRaw:
         return doc._RawBSONDocument__inflated  # type: ignore[attr-defined]
     return dict(doc.items()) if isinstance(doc, RawBSONDocument) else doc
+
+
+def namespace(ns: Mapping[str, Any] | None) -> tuple[str, str]:
+    """An event's `ns` as (database, collection); a raw one is decoded once per distinct namespace, not once per
+    event (every event carries one)."""
+    if isinstance(ns, RawBSONDocument):
+        return _namespace_of(ns.raw)
+    return (ns or {}).get("db", ""), (ns or {}).get("coll", "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_of(raw: bytes) -> tuple[str, str]:
+    fields = decode(raw)
+    return fields.get("db", ""), fields.get("coll", "")
 
 
 def _fits() -> bool:
