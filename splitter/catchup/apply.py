@@ -164,19 +164,17 @@ def resolve_lookup(doc: Mapping[str, Any] | None, lookup: Lookup, routing: Routi
     return ("unclaimed" if owner is None else "applied"), delete
 
 
-def _ddl(event: Mapping[str, Any], routing: Routing) -> Translation | None:
+def _ddl(event: Mapping[str, Any], routing: Routing, db: str, coll: str) -> Translation | None:
     op = event["operationType"]
-    ns = event.get("ns") or {}
-    db, coll = ns.get("db", ""), ns.get("coll", "")
     if op == "invalidate":
         raise UnsupportedChange("catch-up: the change stream on the source was invalidated", hint=_SKIP_HINT)
     if op == "dropDatabase":
         return Translation(db, "", "ddl", ddl=DdlOp("dropDatabase")) if db in routing.databases else None
-    to = event.get("to") or (event.get("operationDescription") or {}).get("to") or {}
+    to = event.get("to") or (event.get("operationDescription") or {}).get("to")
     source_routed = bool(coll) and routing.routed(db, coll) is not None
     if op == "drop":
         return Translation(db, coll, "ddl", ddl=DdlOp("drop")) if source_routed else None
-    to_db, to_coll = to.get("db", ""), to.get("coll", "")
+    to_db, to_coll = namespace(to)
     target_routed = bool(to_coll) and routing.routed(to_db, to_coll) is not None
     if source_routed and target_routed:  # also `$out`: its temp collection (routed, replayed) renamed over the target
         return Translation(db, coll, "ddl", ddl=DdlOp("rename", (to_db, to_coll)))
@@ -252,7 +250,7 @@ def translate(event: Mapping[str, Any], routing: Routing, target_set: str, befor
     op = event["operationType"]
     db, coll = namespace(event.get("ns"))
     if op in DDL_EVENTS:
-        return _ddl(event, routing) or Translation(db, coll, "skipped")
+        return _ddl(event, routing, db, coll) or Translation(db, coll, "skipped")
     routed = (routed_of or routing.routed)(db, coll) if coll else None
     if routed is None:
         return Translation(db, coll, "skipped")

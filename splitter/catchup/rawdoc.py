@@ -33,7 +33,7 @@ def top_level(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     """A document's top level as a read-only mapping: for a raw document its decoded fields, decoded once and
     shared, not copied (nested documents stay raw). Each lookup in a RawBSONDocument goes through its lazy
     decoding, and a dozen lookups per event were a good part of the catch-up's time; callers must not change it."""
-    if type(doc) is ServerRaw and DOCUMENT_CLASS is ServerRaw:
+    if type(doc) is ServerRaw:  # only exists where `_fits`: its decoded fields, pymongo's own cache
         return doc._RawBSONDocument__inflated  # type: ignore[attr-defined]
     return dict(doc.items()) if isinstance(doc, RawBSONDocument) else doc
 
