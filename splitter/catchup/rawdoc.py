@@ -43,7 +43,8 @@ def namespace(ns: Mapping[str, Any] | None) -> tuple[str, str]:
     event (every event carries one)."""
     if isinstance(ns, RawBSONDocument):
         return _namespace_of(ns.raw)
-    return (ns or {}).get("db", ""), (ns or {}).get("coll", "")
+    fields = ns or {}
+    return fields.get("db", ""), fields.get("coll", "")
 
 
 @functools.lru_cache(maxsize=4096)

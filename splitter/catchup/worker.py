@@ -253,6 +253,7 @@ class CatchUpWorker:
         return stream
 
     def _handle(self, change: Mapping[str, Any], before: Mapping[str, Any] | None) -> None:
+        change = top_level(change)  # decoded once here; translate and partition_hash then read the same fields
         try:
             tr = translate(change, self.routing, self.target_set, self.before_switch, routed_of=self._routed_of,
                            inserts_filtered=self._inserts_filtered)
@@ -284,7 +285,7 @@ class CatchUpWorker:
             self._pending.append((partition_hash(change), tr))
             self._pending_counts["applied"] += max(len(tr.writes), 1)
         self._pending_counts["events"] += 1
-        self._pending_event_time = top_level(change).get("clusterTime") or self._pending_event_time
+        self._pending_event_time = change.get("clusterTime") or self._pending_event_time
 
     # -- applying -----------------------------------------------------------------------------------
     def _commit(self, token: Mapping[str, Any] | None, idle: bool = False, wait: bool = True) -> None:
