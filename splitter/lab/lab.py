@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from splitter.errors import BadInput, OperationalError
 from splitter.hosts.ansible_adapter import AnsibleAdapter
 from splitter.lab.dataload import load_documents
 from splitter.lab.layout import DATA_NODES, SOURCE_SET, LabHost, LabLayout
+from splitter.lab.primary import PrimaryDecision, decide
 from splitter.lab.processes import mongod_alive, port_in_use, read_pid, terminate
 from splitter.lab.security import ADMIN_ROLES, REPLSET_ROLE, REPLSET_ROLE_PRIVILEGES, LabSecurity
 from splitter.mongod_binary import find_mongod
@@ -175,27 +177,35 @@ class Lab:
                                      writeConcern={"w": "majority"})
 
     def _wait_primary_on_node1(self) -> None:
-        """Wait until node1 is PRIMARY and every member agrees on it and on the term. A member that lost an
-        election bumped its own term; node1 steps down when it hears of it, so a set that only looks ready
-        from node1 may still hold an election right after `lab up` returns."""
+        """Wait until node1 is PRIMARY and every member agrees on it and on the term (lab.primary.decide). A
+        member that lost an election bumped its own term; node1 steps down when it hears of it, so a set that
+        only looks ready from node1 may still hold an election right after `lab up` returns."""
         node1 = self.layout.host("node1")
         self.progress("waiting for a primary on node1 and three secondaries")
-        clients = [self._client(host) for host in self.layout.data_nodes]
-        try:
-            def ready() -> bool:
-                views = [c.admin.command("replSetGetStatus") for c in clients]
-                states = {m["name"]: m["stateStr"] for m in views[0]["members"]}
-                primaries = {m["name"] for view in views for m in view["members"] if m["stateStr"] == "PRIMARY"}
-                if primaries == {node1.host}:
-                    return (sorted(states.values()) == ["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"]
-                            and len({view["term"] for view in views}) == 1)
-                if "PRIMARY" in states.values() or list(states.values()).count("SECONDARY") == 4:
-                    clients[0].admin.command("replSetStepUp")  # node1 calls an election and wins it
-                return False
+        clients = {host.host: self._client(host) for host in self.layout.data_nodes}
+        last: list[PrimaryDecision] = []
+        stepped_up: list[float] = []
 
-            wait_until("rs1 with PRIMARY on node1", ready, timeout=120, interval=0.5, progress=self.progress)
+        def view(client: MongoClient) -> dict[str, Any] | str:
+            try:
+                return client.admin.command("replSetGetStatus")
+            except PyMongoError as exc:
+                return type(exc).__name__
+
+        def ready() -> bool:
+            since = time.monotonic() - stepped_up[-1] if stepped_up else None
+            decision = decide({host: view(c) for host, c in clients.items()}, node1.host, since)
+            last[:] = [decision]
+            if decision.action == "step-up":
+                stepped_up.append(time.monotonic())
+                clients[node1.host].admin.command("replSetStepUp")  # node1 calls an election and wins it
+            return decision.action == "ready"
+
+        try:
+            wait_until("rs1 with PRIMARY on node1", ready, timeout=300, interval=0.5, progress=self.progress,
+                       describe=lambda: last[0].sentence if last else "no member answered yet")
         finally:
-            for client in clients:
+            for client in clients.values():
                 client.close()
 
     # -- status / down ------------------------------------------------------------------------------
