@@ -84,6 +84,20 @@ def test_plan_shows_exactly_the_changed_keys_and_a_disagreeing_node_is_refused(s
     assert fingerprint(shared_lab) == before
     assert not shared_lab.layout.host("arbiter1").pidfile.exists()
 
+    # An inventory whose pid file for node4 is not the one node4's file writes: the process manager could not
+    # find node4 to stop it, so it is refused before anything changes.
+    inventory = yaml.safe_load(shared_lab.layout.inventory_path.read_text())
+    inventory["all"]["children"]["data_nodes"]["hosts"]["node4"]["mongod_pidfile"] = str(tmp_path / "other.pid")
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    path.write_text(yaml.safe_dump({**config, "inventory": str(tmp_path / "inventory.yml"),
+                                    "state_dir": str(tmp_path / "state2")}))
+    refused = run_cli("run", "-c", str(path), "--yes")
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    message = " ".join(refused.stderr.split())
+    assert "node4: mongod_manager is process, but its config file" in message, message
+    assert f"the inventory's mongod_pidfile is {tmp_path / 'other.pid'}" in message and "next:" in message
+    assert fingerprint(shared_lab) == before
+
 
 @pytest.mark.mongod
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import yaml
 from splitter.cleanup.schedule import refuse_remote
 from splitter.errors import BadInput
 from splitter.hosts.ansible_adapter import PLAYBOOK_DIR
-from splitter.hosts.node_config import derive, disagreements, flatten, key_diff
+from splitter.hosts.node_config import derive, disagreements, flatten, key_diff, process_manager_problems
 from splitter.inventory import InventoryHost, load_inventory
 from splitter.lab.layout import LabLayout
 
@@ -65,6 +65,18 @@ def test_running_options_cross_check() -> None:
     assert len(problems) == 2
     assert "net.maxIncomingConnections=100, its file says 5000" in problems[0]
     assert "setParameter.notablescan=true that its file does not hold" in problems[1]
+
+
+def test_a_process_managed_node_must_fork_and_write_the_inventorys_pid_file() -> None:
+    managed = InventoryHost("node3", {**INV.vars, "mongod_manager": "process", "mongod_pidfile": "/run/m.pid"})
+    forking = {**NODE_FILE, "processManagement": {"fork": True, "pidFilePath": "/run/m.pid"}}
+    assert process_manager_problems(forking, managed) == []
+    assert process_manager_problems(NODE_FILE, InventoryHost("node3", {**INV.vars, "mongod_manager": "systemd"})) == []
+    foreground = {**NODE_FILE, "processManagement": {"pidFilePath": "/var/run/mongod.pid"}}
+    assert process_manager_problems(foreground, managed) == [
+        "processManagement.fork is not true (a start would wait for mongod to exit)",
+        "processManagement.pidFilePath is /var/run/mongod.pid, the inventory's mongod_pidfile is /run/m.pid "
+        "(a stop could not find the process)"]
 
 
 def test_flatten_keeps_lists_as_values() -> None:

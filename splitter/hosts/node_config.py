@@ -164,6 +164,23 @@ def disagreements(file_doc: Mapping[str, Any], running: Mapping[str, Any]) -> li
     return problems
 
 
+def process_manager_problems(file_doc: Mapping[str, Any], inv: InventoryHost) -> list[str]:
+    """What keeps mongod_start.yml / mongod_stop.yml from managing this node as a process (`mongod_manager:
+    process`): the start runs `mongod --config FILE` and waits for it, so the file must fork; the stop and the
+    "is it running" check find the process by the inventory's mongod_pidfile, so the file must write that one."""
+    if inv.vars.get("mongod_manager") != "process":
+        return []
+    management = file_doc.get("processManagement") or {}
+    problems = []
+    if management.get("fork") is not True:
+        problems.append("processManagement.fork is not true (a start would wait for mongod to exit)")
+    pidfile = str(inv.vars.get("mongod_pidfile", ""))
+    if management.get("pidFilePath") != pidfile:
+        problems.append(f"processManagement.pidFilePath is {management.get('pidFilePath', ABSENT)}, the inventory's "
+                        f"mongod_pidfile is {pidfile or ABSENT} (a stop could not find the process)")
+    return problems
+
+
 def start_vars(adapter: Any, inventory: Mapping[str, InventoryHost], names: Sequence[str], phase: str,
                replset_name: str | None = None) -> dict[str, Any]:
     """mongod_start.yml's extravars for `names` in `phase`: each node's own file with only that phase's changes.

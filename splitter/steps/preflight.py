@@ -6,7 +6,7 @@ from splitter.cluster.lag import LagReader
 from splitter.cluster.snapshots import ReplSetConfig
 from splitter.config import parse_duration
 from splitter.errors import BadInput, OperationalError, RetryableError
-from splitter.hosts.node_config import disagreements, read_configs
+from splitter.hosts.node_config import disagreements, process_manager_problems, read_configs
 from splitter.preflight import all_findings, report
 from splitter.preflight.findings import PreflightRefused
 from splitter.routing_document import COLLECTION, DATABASE, DOCUMENT_ID, RoutingDocument
@@ -87,12 +87,18 @@ class Preflight(Step):
         for name, host in zip(ctx.move_names, ctx.move_hosts, strict=True):
             running = ctx.member(host).admin.command("getCmdLineOpts")["parsed"]
             problems = disagreements(files[name], running)
+            path = ctx.inventory[name].vars["mongod_conf"]
             if problems:
-                path = ctx.inventory[name].vars["mongod_conf"]
                 raise PreflightRefused(f"{name}: the running mongod and its config file {path} disagree: "
                                        + "; ".join(problems),
                                        hint=f"put every option {name} needs into {path} and restart it from the file "
                                        "(or fix mongod_conf in the inventory)")
+            unmanageable = process_manager_problems(files[name], ctx.inventory[name])
+            if unmanageable:
+                raise PreflightRefused(f"{name}: mongod_manager is process, but its config file {path}: "
+                                       + "; ".join(unmanageable),
+                                       hint=f"set processManagement.fork: true and pidFilePath to mongod_pidfile in "
+                                       f"{path}, or manage {name} with mongod_manager: systemd or docker")
 
     def _inventory(self, ctx: StepContext) -> None:
         for member in [*ctx.config.source.members, ctx.config.arbiters.source, ctx.config.arbiters.target]:
