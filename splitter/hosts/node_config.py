@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -31,6 +31,7 @@ ORIGINAL_SUFFIX = ".splitter-orig"
 PHASES = ("standalone", "replset", "original")
 ABSENT = "(absent)"
 X509_MODES = ("x509", "sendX509", "sendKeyFile")
+ABSENT_KEY = object()  # a key one side of a comparison does not have
 
 
 def read_configs(adapter: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -121,17 +122,24 @@ def _show(value: Any) -> str:
     return json.dumps(value, default=str) if not isinstance(value, str) else value
 
 
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """(key, old value, new value) per key whose values differ, in key order; ABSENT_KEY on the side without it."""
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key, ABSENT_KEY), new.get(key, ABSENT_KEY)
+        if before != after:
+            yield key, before, after
+
+
 def key_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     """One line per changed key: `~ key: old -> new`, `- key: old`, `+ key: new` (dotted paths)."""
-    old, new = flatten(before), flatten(after)
     lines = []
-    for key in sorted(old.keys() | new.keys()):
-        if key not in new:
-            lines.append(f"- {key}: {_show(old[key])}")
-        elif key not in old:
-            lines.append(f"+ {key}: {_show(new[key])}")
-        elif old[key] != new[key]:
-            lines.append(f"~ {key}: {_show(old[key])} -> {_show(new[key])}")
+    for key, old, new in _differences(flatten(before), flatten(after)):
+        if new is ABSENT_KEY:
+            lines.append(f"- {key}: {_show(old)}")
+        elif old is ABSENT_KEY:
+            lines.append(f"+ {key}: {_show(new)}")
+        else:
+            lines.append(f"~ {key}: {_show(old)} -> {_show(new)}")
     return lines
 
 
@@ -154,13 +162,13 @@ def disagreements(file_doc: Mapping[str, Any], running: Mapping[str, Any]) -> li
     on_file = {k: _norm(v) for k, v in flatten(file_doc).items()}
     live = {k: _norm(v) for k, v in flatten(running).items() if k != "config"}
     problems = []
-    for key in sorted(on_file.keys() | live.keys()):
-        if key not in on_file:
-            problems.append(f"runs with {key}={live[key]} that its file does not hold (a restart would drop it)")
-        elif key not in live:
-            problems.append(f"its file has {key}={on_file[key]} that the running mongod does not use")
-        elif on_file[key] != live[key]:
-            problems.append(f"runs with {key}={live[key]}, its file says {on_file[key]}")
+    for key, filed, runs in _differences(on_file, live):
+        if filed is ABSENT_KEY:
+            problems.append(f"runs with {key}={runs} that its file does not hold (a restart would drop it)")
+        elif runs is ABSENT_KEY:
+            problems.append(f"its file has {key}={filed} that the running mongod does not use")
+        else:
+            problems.append(f"runs with {key}={runs}, its file says {filed}")
     return problems
 
 
