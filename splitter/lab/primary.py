@@ -25,7 +25,7 @@ class PrimaryDecision:
 
 
 def decide(views: Mapping[str, View], node1: str, since_step_up: float | None) -> PrimaryDecision:
-    """views: member host -> its view (node1's first). since_step_up: seconds since the last step-up, None if
+    """views: member host -> its view (node1 among them). since_step_up: seconds since the last step-up, None if
     none was asked for."""
     silent = [f"{host} ({view})" for host, view in views.items() if isinstance(view, str)]
     if silent:
